@@ -1,0 +1,152 @@
+"""The ``companion`` command line: run, reproduce, report, normalize, check, env, data."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from . import notebooks
+
+
+def _parameters(pairs: list[list[str]] | None) -> dict:
+    return {name: notebooks.parse_value(value) for name, value in (pairs or [])}
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    if args.out and len(args.notebook) > 1:
+        raise SystemExit("--out takes one notebook at a time")
+    params = _parameters(args.p)
+    status = 0
+    for nb in args.notebook:
+        try:
+            result = notebooks.run(nb, args.profile, params, args.out, timeout=args.timeout,
+                                   log_output=args.log_output)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        _print_result(result)
+        status |= 0 if result.ok else 1
+    return status
+
+
+def _print_result(result: notebooks.RunResult, prefix: str = "") -> None:
+    name = f"{result.notebook.parent.name}/{result.notebook.stem}"
+    state = "ok" if result.ok else "FAILED"
+    print(f"{prefix}{name} [{result.profile}] {state} in {result.seconds:.1f} s -> {result.output}",
+          flush=True)
+    if not result.ok:
+        print(f"{prefix}  {result.error}", flush=True)
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from . import report
+
+    root = Path(args.notebooks) if args.notebooks else None
+    paths = [p for paper in (args.paper or [None]) for p in notebooks.discover(paper, root)]
+    if not paths:
+        print("no notebooks found", file=sys.stderr)
+        return 2
+    print(f"reproduce: {len(paths)} notebook(s) at profile {args.profile!r}", flush=True)
+    start = time.perf_counter()
+    failed = []
+    for index, path in enumerate(paths, 1):
+        out = notebooks.default_output(path, args.profile, root)
+        result = notebooks.run(path, args.profile, _parameters(args.p) or None, out,
+                               timeout=args.timeout)
+        _print_result(result, prefix=f"[{index}/{len(paths)}] ")
+        if not result.ok:
+            failed.append(result)
+    print(f"total {time.perf_counter() - start:.1f} s; report: {report.write()}")
+    if failed:
+        print(f"{len(failed)} notebook(s) failed:", file=sys.stderr)
+        for result in failed:
+            print(f"  {result.notebook}: {result.error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from . import report
+
+    print(report.write(Path(args.out) if args.out else None))
+    return 0
+
+
+def cmd_normalize(args: argparse.Namespace) -> int:
+    for nb in args.notebook:
+        changed = notebooks.normalize_file(nb)
+        print(f"{nb}: {'normalized' if changed else 'already normalized'}")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    paths = args.notebook or notebooks.discover()
+    bad = 0
+    for nb in paths:
+        for problem in notebooks.problems(nb):
+            print(f"{nb}: {problem}")
+            bad += 1
+    print(f"{len(paths)} notebook(s) checked, {bad} problem(s)")
+    return 1 if bad else 0
+
+
+def cmd_env(args: argparse.Namespace) -> int:
+    from . import paths, repro
+
+    print(repro.describe_environment())
+    print(f"{'data':>13}: {paths.data_dir()}")
+    print(f"{'results':>13}: {paths.results_dir()}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="companion", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add_params(p: argparse.ArgumentParser) -> None:
+        p.add_argument("-p", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                       help="set a notebook parameter; VALUE is YAML (3, 1e-3, true, [ce, ls])")
+        p.add_argument("--timeout", type=float, default=None, help="per-cell timeout in seconds")
+
+    p = sub.add_parser("run", help="execute notebook(s) at a profile with papermill")
+    p.add_argument("notebook", nargs="+")
+    p.add_argument("--profile", default="ci", help="ci | gpu | paper (default ci)")
+    p.add_argument("--out", help="output notebook (default results/<profile>/<paper>/<name>)")
+    p.add_argument("--log-output", action="store_true", help="stream cell output while running")
+    add_params(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("reproduce", help="run every notebook at a profile, then write the report")
+    p.add_argument("--profile", default="ci")
+    p.add_argument("--paper", action="append", help="only this paper's notebooks (repeatable)")
+    p.add_argument("--notebooks", help="folder of <paper>/NN_*.ipynb notebooks (default notebooks/)")
+    add_params(p)
+    p.set_defaults(func=cmd_reproduce)
+
+    p = sub.add_parser("report", help="write results/REPORT.md from all ledgers")
+    p.add_argument("--out")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("normalize", help="strip run metadata from notebooks in place")
+    p.add_argument("notebook", nargs="+")
+    p.set_defaults(func=cmd_normalize)
+
+    p = sub.add_parser("check", help="list problems of stored notebooks (default: all)")
+    p.add_argument("notebook", nargs="*")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("env", help="print versions, device, data and results folders")
+    p.set_defaults(func=cmd_env)
+
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

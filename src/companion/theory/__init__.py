@@ -1,0 +1,1 @@
+"""Closed forms, one submodule per paper: ``nc``, ``unhinged``, ``rooted``, ``dynamical``."""

@@ -1,0 +1,22 @@
+"""Test-session settings shared by the unit tests and nbval.
+
+The environment is set at import, before nbval starts any kernel, so that notebook kernels
+inherit it: one BLAS/torch thread (stored outputs were produced that way), and a throw-away
+results folder so that re-executing stored notebooks never rewrites committed ledgers.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+from companion.notebooks import CI_ENV
+
+os.environ.update(CI_ENV)
+os.environ["COMPANION_RESULTS"] = tempfile.mkdtemp(prefix="companion-results-")
+
+
+def pytest_collectstart(collector):
+    """nbval: never compare stderr or HTML reprs; text/plain of checked cells is what counts."""
+    if getattr(collector, "fspath", None) and str(collector.fspath).endswith(".ipynb"):
+        collector.skip_compare += ("text/html", "application/javascript", "stderr")

@@ -1,0 +1,72 @@
+import json
+
+import pytest
+
+from companion import claims, report
+from companion.ledger import Ledger, format_value
+from companion.profiles import resolve
+
+
+@pytest.fixture
+def results(tmp_path, monkeypatch):
+    monkeypatch.setenv("COMPANION_RESULTS", str(tmp_path))
+    return tmp_path
+
+
+def _ledger(profile, verdict_value):
+    cfg = resolve(profile, {"ci": {"n": 1}, "gpu": {"n": 2}, "paper": {"n": 3}}, quiet=True)
+    ledger = Ledger("rooted_loss/01_loss_family", cfg, seed=0)
+    ledger.check("R-D1", measured=0.123456, expected="> 0", passed=verdict_value)
+    ledger.check("R-D5", measured={"a": 1.0, "b": True}, expected=True, verdict="partially")
+    return ledger
+
+
+def test_ledger_json_has_everything(results):
+    path = _ledger("ci", True).save()
+    record = json.loads(path.read_text())
+    assert path == results / "ledger" / "ci" / "rooted_loss__01_loss_family.json"
+    assert record["profile"] == "ci" and record["parameters"] == {"n": 1} and record["seed"] == 0
+    assert {"torch", "numpy", "device"} <= set(record["environment"])
+    assert record["wall_seconds"] >= 0
+    first = record["claims"][0]
+    assert first["measured"] == 0.123456 and first["measured_text"] == "0.123"
+    assert first["verdict"] == "reproduced"
+    assert first["statement"] == claims.get("R-D1").statement
+    assert record["claims"][1]["verdict"] == "partially"
+
+
+def test_verdicts_follow_passed_and_reject_unknown(results):
+    cfg = resolve("ci", {"ci": {}}, quiet=True)
+    ledger = Ledger("rooted_loss/01_loss_family", cfg)
+    ledger.check("R-D1", measured=1, expected=2, passed=False)
+    ledger.check("R-D2", measured=1, expected=2)
+    assert [e["verdict"] for e in ledger.entries] == ["not reproduced", "not checked at this scale"]
+    with pytest.raises(ValueError, match="verdict must be one of"):
+        ledger.check("R-D3", measured=1, expected=2, verdict="sort of")
+    with pytest.raises(KeyError, match="not in the registry"):
+        ledger.check("R-D99", measured=1, expected=2)
+
+
+def test_summary_is_a_rounded_table(results):
+    text = _ledger("ci", True).summary()
+    assert text.splitlines()[0].split() == ["claim", "verdict", "measured", "expected"]
+    assert "0.123" in text and "0.123456" not in text
+
+
+def test_format_value():
+    assert format_value(3.14159, 2) == "3.1"
+    assert format_value([1.0, float("nan")]) == "[1, nan]"
+    assert format_value({"x": True}) == "{x: True}"
+
+
+def test_report_has_every_claim_of_every_ledger_with_ci_and_gpu_columns(results):
+    _ledger("ci", True).save()
+    _ledger("gpu", False).save()
+    text = report.write().read_text()
+    assert "| R-D1 |" in text and "| R-D5 |" in text
+    row = next(line for line in text.splitlines() if line.startswith("| R-D1 |"))
+    assert "0.123 (reproduced)" in row and "0.123 (not reproduced)" in row
+    assert "not reproduced (gpu)" in row  # the larger scale decides
+    assert "Totals over" in text
+    for cid in claims.all_claims():
+        assert f"| {cid} |" in text  # registered claims without a run still get a row

@@ -1,0 +1,95 @@
+"""The notebook pipeline: normalization, stored-notebook hygiene, `companion run/reproduce`."""
+
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+from companion import notebooks
+
+STORED = notebooks.discover()
+
+
+def _notebook(*sources, parameters="profile = 'ci'\nseed = 0\nscale = None"):
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    cell = nbformat.v4.new_code_cell(parameters)
+    cell.metadata["tags"] = ["parameters"]
+    nb.cells = [cell] + [nbformat.v4.new_code_cell(s) for s in sources]
+    return nb
+
+
+def _cli(*args, env_results):
+    return subprocess.run(
+        [sys.executable, "-m", "companion.cli", *args], capture_output=True, text=True,
+        env={**__import__("os").environ, "COMPANION_RESULTS": str(env_results)},
+    )
+
+
+@pytest.mark.parametrize("path", STORED, ids=[f"{p.parent.name}/{p.stem}" for p in STORED])
+def test_stored_notebook_is_clean(path):
+    assert notebooks.problems(path) == []
+
+
+def test_normalize_strips_run_metadata_keeps_tags_and_is_idempotent():
+    nb = _notebook("print(1)")
+    nb.metadata["papermill"] = {"start_time": "2026-01-01", "duration": 3.0}
+    injected = nbformat.v4.new_code_cell('profile = "gpu"\nepochs = 3')
+    injected.metadata["tags"] = ["injected-parameters"]
+    injected.metadata["papermill"] = {"duration": 0.1}
+    nb.cells.insert(1, injected)
+    nb.cells[2].metadata["execution"] = {"iopub.status.busy": "2026-01-01T00:00:00"}
+    nb.cells[2].metadata["tags"] = []
+    clean = notebooks.normalize(nb)
+    assert "papermill" not in clean.metadata
+    assert clean.metadata["companion"] == {"profile": "gpu", "parameters": {"profile": "gpu", "epochs": 3}}
+    assert clean.cells[0].metadata["tags"] == ["parameters"]
+    assert clean.cells[1].id == "injected-parameters"
+    assert "execution" not in clean.cells[2].metadata and "tags" not in clean.cells[2].metadata
+    assert notebooks.normalize(clean) == clean
+
+
+def test_parse_value_reads_yaml_scalars_and_lists():
+    assert notebooks.parse_value("3") == 3
+    assert notebooks.parse_value("1e-3") == 1e-3
+    assert notebooks.parse_value("true") is True
+    assert notebooks.parse_value("[ce, ls]") == ["ce", "ls"]
+    assert notebooks.parse_value("null") is None
+    assert notebooks.parse_value("focal") == "focal"
+
+
+def test_run_with_parameter_changes_the_computation(tmp_path):
+    src = tmp_path / "nb.ipynb"
+    nbformat.write(_notebook("print('answer', (scale or 1) * 2)"), src)
+    out = tmp_path / "out.ipynb"
+    result = _cli("run", str(src), "-p", "scale", "21", "--out", str(out), env_results=tmp_path)
+    assert result.returncode == 0, result.stderr
+    executed = nbformat.read(out, as_version=4)
+    printed = "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
+    assert "answer 42" in printed
+    assert executed.metadata["companion"]["parameters"]["scale"] == 21
+    assert notebooks.problems(out) == []
+
+
+def test_misspelled_parameter_fails_and_lists_declared_ones(tmp_path):
+    src = tmp_path / "nb.ipynb"
+    nbformat.write(_notebook("print(1)"), src)
+    result = _cli("run", str(src), "-p", "scal", "2", env_results=tmp_path)
+    assert result.returncode == 2
+    assert "does not declare parameter(s) 'scal'" in result.stderr
+    assert "scale = None" in result.stderr and "seed = 0" in result.stderr
+
+
+def test_reproduce_reports_failing_cell_carries_on_and_exits_nonzero(tmp_path):
+    root = tmp_path / "nbs" / "demo"
+    root.mkdir(parents=True)
+    nbformat.write(_notebook("x = 1", "raise RuntimeError('deliberate failure')"), root / "01_fails.ipynb")
+    nbformat.write(_notebook("print('fine')"), root / "02_works.ipynb")
+    result = _cli("reproduce", "--notebooks", str(tmp_path / "nbs"), env_results=tmp_path / "results")
+    assert result.returncode == 1
+    assert "[1/2] demo/01_fails [ci] FAILED" in result.stdout
+    assert "RuntimeError: deliberate failure" in result.stdout
+    assert "[2/2] demo/02_works [ci] ok" in result.stdout
+    assert (tmp_path / "results" / "ci" / "demo" / "02_works.ipynb").exists()
+    assert (tmp_path / "results" / "REPORT.md").exists()
