@@ -10,9 +10,16 @@ With margin z = y w^T x and u = e^(-z):
 All are evaluated in log space (softplus) so that large |z| neither overflows nor cancels.
 The multi-class per-sample gradient weights relative to cross-entropy are
 p_y^(-1/k) for the convex form and (m/k) p_y^(1/k) for the official code's GCE form.
+
+Linear models (second part): the objectives L_RLO(w) and L_LO(w) with gradients and Hessians,
+their minimizers (SciPy), the hard-margin SVM direction (an independent NNLS solver), and
+batched full-batch / mini-batch gradient descent over several losses and step sizes.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -65,3 +72,220 @@ def weight_convex(p_true: ArrayLike, k: float) -> np.ndarray:
 def weight_gce(p_true: ArrayLike, k: float, m: float) -> np.ndarray:
     """Gradient weight of m (1 - p_y^(1/k)) relative to cross-entropy: (m/k) p_y^(1/k)."""
     return (m / k) * np.asarray(p_true, dtype=np.float64) ** (1.0 / k)
+
+
+# -- linear models: L(w) = (1/n) sum_i l(y_i w^T x_i) + (l2/2) ||w||^2 ------------------------
+#
+# ``k=None`` selects the logistic loss l(z) = log(1 + e^(-z)) (L_LO); a number selects the rooted
+# loss l_k(z) = k (1 + e^(-z))^(1/k) (L_RLO, the constant k included). Labels are y in {-1, +1}.
+# Slopes and curvatures of the logistic loss are the rooted ones at k = inf, which lets the
+# batched routines below treat every loss alike.
+
+
+def _as_k(k: float | None) -> float:
+    return np.inf if k is None else float(k)
+
+
+def _check_pm1(y: np.ndarray) -> np.ndarray:
+    y = np.asarray(y, dtype=np.float64)
+    if not np.all(np.abs(y) == 1.0):
+        raise ValueError("labels must be -1 or +1 (convert 0/1 labels with 2 * y - 1)")
+    return y
+
+
+def margins(w: ArrayLike, X: ArrayLike, y: ArrayLike) -> np.ndarray:
+    """z_i = y_i w^T x_i."""
+    return _check_pm1(y) * (np.asarray(X, dtype=np.float64) @ np.asarray(w, dtype=np.float64))
+
+
+def _per_sample_loss(z: np.ndarray, k: float | None) -> np.ndarray:
+    return logistic_loss(z) if k is None else rooted_loss(z, k)
+
+
+def objective(w: ArrayLike, X: ArrayLike, y: ArrayLike, k: float | None = None, l2: float = 0.0) -> float:
+    """L_RLO(w) (k given) or L_LO(w) (k=None), plus (l2/2)||w||^2."""
+    w = np.asarray(w, dtype=np.float64)
+    return float(_per_sample_loss(margins(w, X, y), k).mean() + 0.5 * l2 * w @ w)
+
+
+def gradient(w: ArrayLike, X: ArrayLike, y: ArrayLike, k: float | None = None, l2: float = 0.0) -> np.ndarray:
+    """(1/n) sum_i l'(z_i) y_i x_i + l2 w."""
+    w, X, y = np.asarray(w, dtype=np.float64), np.asarray(X, dtype=np.float64), _check_pm1(y)
+    slope = rooted_slope(y * (X @ w), _as_k(k))
+    return X.T @ (slope * y) / len(y) + l2 * w
+
+
+def curvature_weights(w: ArrayLike, X: ArrayLike, y: ArrayLike, k: float | None = None) -> np.ndarray:
+    """c_i = l''(z_i): the Hessian is (1/n) sum_i c_i x_i x_i^T (y_i^2 = 1)."""
+    z = margins(w, X, y)
+    return logistic_curvature(z) if k is None else rooted_curvature(z, k)
+
+
+def hessian(w: ArrayLike, X: ArrayLike, y: ArrayLike, k: float | None = None, l2: float = 0.0) -> np.ndarray:
+    """(1/n) X^T diag(l''(z)) X + l2 I."""
+    X = np.asarray(X, dtype=np.float64)
+    c = curvature_weights(w, X, y, k)
+    return (X * c[:, None]).T @ X / len(c) + l2 * np.eye(X.shape[1])
+
+
+def minimize(X: ArrayLike, y: ArrayLike, k: float | None = None, l2: float = 0.0, *,
+             method: str = "trust-exact", gtol: float = 1e-10, max_iter: int = 1000,
+             w0: ArrayLike | None = None):
+    """Minimize L_RLO / L_LO (+ l2) from w0 = 0 with SciPy; returns the ``OptimizeResult``.
+
+    ``trust-exact`` (Newton with the exact Hessian) gives minimizers to ``gtol`` where a finite
+    one exists (non-separable data, or l2 > 0). On separable data without l2 no minimizer
+    exists, and a fixed budget (``method="L-BFGS-B"``, ``max_iter``) defines the solution.
+    """
+    from scipy.optimize import minimize as scipy_minimize
+
+    X, y = np.asarray(X, dtype=np.float64), _check_pm1(y)
+    start = np.zeros(X.shape[1]) if w0 is None else np.asarray(w0, dtype=np.float64)
+    options = {"gtol": gtol, "maxiter": max_iter}
+    if method == "L-BFGS-B":
+        options["ftol"] = 1e-15  # stop on the gradient, not on a stalled objective
+    hess = hessian if method in ("trust-exact", "trust-krylov", "Newton-CG") else None
+    result = scipy_minimize(_objective_minus_k, start, args=(X, y, k, l2), jac=gradient, hess=hess,
+                            method=method, options=options)
+    if hess is not None:
+        # Near the optimum the trust region compares objective decreases below float64
+        # resolution and gives up with a gradient of ~1e-8; a few pure Newton steps, which
+        # converge quadratically there, bring it to gtol.
+        w = result.x
+        for _ in range(5):
+            g = gradient(w, X, y, k, l2)
+            if np.linalg.norm(g) <= gtol:
+                break
+            w = w - np.linalg.solve(hessian(w, X, y, k, l2), g)
+        result.x, result.jac = w, gradient(w, X, y, k, l2)
+        result.success = bool(np.linalg.norm(result.jac) <= gtol)
+    return result
+
+
+def _objective_minus_k(w: np.ndarray, X: np.ndarray, y: np.ndarray, k: float | None, l2: float) -> float:
+    """The objective less the constant k, computed with expm1: the optimizers compare values
+    whose differences are tiny next to k, and the constant would eat those digits."""
+    z = y * (X @ w)
+    per_sample = logistic_loss(z) if k is None else k * np.expm1(softplus(-z) / k)
+    return float(per_sample.mean() + 0.5 * l2 * w @ w)
+
+
+def max_margin(X: ArrayLike, y: ArrayLike) -> np.ndarray:
+    """Hard-margin SVM through the origin: argmin ||w|| subject to y_i w^T x_i >= 1.
+
+    Solved as a least-distance program by non-negative least squares (Lawson & Hanson,
+    *Solving Least Squares Problems*, ch. 23): with G = diag(y) X, solve
+    min_{u >= 0} ||[G^T; 1^T] u - e_{d+1}||; the residual r gives w = -r_{1..d} / r_{d+1}.
+    This is independent of gradient descent. Raises ``ValueError`` when no such w exists.
+    """
+    from scipy.optimize import nnls
+
+    X, y = np.asarray(X, dtype=np.float64), _check_pm1(y)
+    n, d = X.shape
+    E = np.vstack([(y[:, None] * X).T, np.ones((1, n))])
+    f = np.zeros(d + 1)
+    f[-1] = 1.0
+    u, _ = nnls(E, f, maxiter=50 * (n + d))
+    r = E @ u - f
+    if abs(r[-1]) < 1e-12:
+        raise ValueError("the data are not linearly separable through the origin")
+    return -r[:d] / r[-1]
+
+
+def angle_degrees(u: ArrayLike, v: ArrayLike) -> np.ndarray:
+    """Angle between u and v in degrees (rows of a 2-D ``u`` each against ``v``)."""
+    u, v = np.asarray(u, dtype=np.float64), np.asarray(v, dtype=np.float64)
+    cos = (u @ v) / (np.linalg.norm(u, axis=-1) * np.linalg.norm(v))
+    return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
+
+
+def normalized_margin(w: ArrayLike, X: ArrayLike, y: ArrayLike) -> float:
+    """min_i y_i w^T x_i / ||w||."""
+    w = np.asarray(w, dtype=np.float64)
+    return float(margins(w, X, y).min() / np.linalg.norm(w))
+
+
+# -- (stochastic) gradient descent on many losses at once ---------------------------------------
+
+
+@dataclass(frozen=True)
+class Trace:
+    """Gradient-descent runs of several (loss, step) pairs on one data set.
+
+    Row j uses root order ``ks[j]`` (None = logistic) and step ``steps[j]``. ``objective`` and
+    ``errors`` (training points with margin <= 0, NaN counted as wrong) are over the full
+    training set at iterates 0..T; ``weights[r, j]`` is row j's iterate at ``record[r]``.
+    """
+
+    ks: tuple[float | None, ...]
+    steps: np.ndarray
+    objective: np.ndarray
+    errors: np.ndarray
+    record: np.ndarray
+    weights: np.ndarray
+
+    def first(self, reached: np.ndarray) -> np.ndarray:
+        """Per row, the first iteration where the boolean (T+1, rows) array holds; -1 if never."""
+        hit = reached.any(axis=0)
+        return np.where(hit, reached.argmax(axis=0), -1)
+
+    def iterations_to_zero_error(self) -> np.ndarray:
+        return self.first(self.errors == 0)
+
+    def iterations_to_gap(self, optimum: ArrayLike, tol: float) -> np.ndarray:
+        """First iteration with (L(w_t) - L*) <= tol (L(w_0) - L*), per row."""
+        optimum = np.asarray(optimum, dtype=np.float64)
+        gap = (self.objective - optimum) / (self.objective[0] - optimum)
+        return self.first(np.isfinite(gap) & (gap <= tol))
+
+
+def gradient_descent(X: ArrayLike, y: ArrayLike, ks: Sequence[float | None], steps: ArrayLike,
+                     iterations: int, *, batch_size: int | None = None, seed: int = 0,
+                     record: Sequence[int] = (), l2: float = 0.0) -> Trace:
+    """Run w <- w - step * grad from w = 0 for every (k, step) row at once, float64.
+
+    ``batch_size=None`` is full-batch gradient descent; otherwise each step uses a mini-batch
+    drawn without replacement from a per-epoch seeded permutation shared by all rows (common
+    random numbers, so rows differ only by loss and step). A diverging row turns into inf/NaN
+    and is reported as such (errors count NaN margins as wrong); it never stops the others.
+    """
+    X, y = np.asarray(X, dtype=np.float64), _check_pm1(y)
+    n, d = X.shape
+    ks = tuple(ks)
+    steps = np.broadcast_to(np.asarray(steps, dtype=np.float64), (len(ks),)).copy()
+    k_row = np.array([_as_k(k) for k in ks])
+    rooted_rows = np.isfinite(k_row)
+    record = np.array(sorted(set(int(r) for r in record if 0 <= r <= iterations)), dtype=int)
+    W = np.zeros((len(ks), d))
+    objective_hist = np.empty((iterations + 1, len(ks)))
+    error_hist = np.empty((iterations + 1, len(ks)), dtype=np.int64)
+    weights = np.empty((len(record), len(ks), d))
+    rng = np.random.default_rng(seed)
+    order, cursor = np.arange(n), n
+    Xy = X * y[:, None]
+
+    def full_batch_stats(W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        z = Xy @ W.T
+        loss = np.empty(len(ks))
+        loss[~rooted_rows] = logistic_loss(z[:, ~rooted_rows]).mean(axis=0)
+        loss[rooted_rows] = rooted_loss(z[:, rooted_rows], k_row[rooted_rows]).mean(axis=0)
+        loss += 0.5 * l2 * np.einsum("jd,jd->j", W, W)
+        return loss, (~(z > 0)).sum(axis=0)
+
+    with np.errstate(over="ignore", invalid="ignore"):
+        for t in range(iterations + 1):
+            objective_hist[t], error_hist[t] = full_batch_stats(W)
+            if t in record:
+                weights[np.searchsorted(record, t)] = W
+            if t == iterations:
+                break
+            if batch_size is None:
+                batch = slice(None)
+            else:
+                if cursor + batch_size > n:
+                    order, cursor = rng.permutation(n), 0
+                batch, cursor = order[cursor:cursor + batch_size], cursor + batch_size
+            Xb = Xy[batch]
+            slope = rooted_slope(Xb @ W.T, k_row)  # (b, rows)
+            W = W - steps[:, None] * (slope.T @ Xb / len(Xb) + l2 * W)
+    return Trace(ks, steps, objective_hist, error_hist, record, weights)
