@@ -162,10 +162,11 @@ def test_optimum_is_a_critical_point_with_the_predicted_value(loss, params, lamb
     assert value == pytest.approx(opt.objective, rel=1e-12)
     assert max(float(g.abs().max()) for g in grads) < 1e-12
     # norms and ratios as stated
+    w, h = w.detach(), h.detach()
     assert float(w.pow(2).sum(1).mean()) == pytest.approx(opt.w_norm_sq, rel=1e-12)
     assert float(h.pow(2).sum(0).mean()) == pytest.approx(opt.h_norm_sq, rel=1e-12)
     assert opt.h_norm_sq / opt.w_norm_sq == pytest.approx(lw / (n * lh), rel=1e-12)
-    margins = (w @ h).T.detach().numpy()
+    margins = (w @ h).T.numpy()
     labels = np.repeat(np.arange(k), n)
     top = margins[np.arange(k * n), labels]
     assert np.allclose(top - np.sort(margins, axis=1)[:, -2], opt.margin, rtol=1e-12)
@@ -173,7 +174,7 @@ def test_optimum_is_a_critical_point_with_the_predicted_value(loss, params, lamb
     rng = np.random.default_rng(0)
     with torch.no_grad():
         for _ in range(20):
-            moved = [a + 1e-3 * torch.tensor(rng.normal(size=a.shape)) for a in (w, h, b)]
+            moved = [a.detach() + 1e-3 * torch.tensor(rng.normal(size=a.shape)) for a in (w, h, b)]
             assert float(ufm_objective(loss, params, *moved, n, lw, lh, lambda_b)) > value - 1e-14
 
 
