@@ -101,6 +101,24 @@ def cmd_env(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_fetch(args: argparse.Namespace) -> int:
+    from . import data
+
+    try:
+        data.fetch(args.name, data_dir=args.dir, base_url=args.url, log=print)
+    except (ValueError, data.DownloadError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_data_check(args: argparse.Namespace) -> int:
+    from . import data
+
+    print(data.check(args.dir, verify=args.verify))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="companion", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -139,6 +157,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("env", help="print versions, device, data and results folders")
     p.set_defaults(func=cmd_env)
+
+    p = sub.add_parser("data", help="download datasets, or list what is present")
+    data_sub = p.add_subparsers(dest="data_command", required=True)
+    q = data_sub.add_parser("fetch", help="download a dataset's official files (SHA-256 checked)")
+    q.add_argument("name", help="mnist | cifar10 | cifar100 | svhn")
+    q.add_argument("--url", help="base URL of a mirror to use instead of the official ones")
+    q.add_argument("--dir", help="data directory (default $COMPANION_DATA or <repo>/data)")
+    q.set_defaults(func=cmd_data_fetch)
+    q = data_sub.add_parser("check", help="per dataset: files present, source the loader uses")
+    q.add_argument("--dir", help="data directory (default $COMPANION_DATA or <repo>/data)")
+    q.add_argument("--verify", action="store_true", help="also check official files' SHA-256")
+    q.set_defaults(func=cmd_data_check)
 
     return parser
 
