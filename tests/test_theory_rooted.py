@@ -191,3 +191,12 @@ def test_minibatch_of_full_size_is_gradient_descent_and_divergence_is_flagged():
     gaps = blown.iterations_to_gap([rooted.objective(w_star, X, y, 0.5)] * 2, 1e-3)
     assert gaps[0] > 0 and gaps[1] == -1
     assert blown.errors[-1, 1] > 0
+
+
+@pytest.mark.parametrize("k", KS)
+def test_log_curvature_matches_direct_form_and_stays_finite(k):
+    np.testing.assert_allclose(np.exp(rooted.log_rooted_curvature(Z, k)), rooted.rooted_curvature(Z, k), rtol=1e-12)
+    far = np.array([-3000.0, 3000.0])
+    # asymptotes: -z/k - log k on the wrong side, -z on the right side
+    np.testing.assert_allclose(rooted.log_rooted_curvature(far, k), [3000.0 / k - np.log(k), -3000.0], rtol=1e-12)
+    np.testing.assert_allclose(rooted.log_rooted_curvature(Z, np.inf), np.log(rooted.logistic_curvature(Z)), rtol=1e-12)

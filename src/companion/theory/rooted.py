@@ -64,6 +64,17 @@ def rooted_curvature(z: ArrayLike, k: float) -> np.ndarray:
     return logistic_curvature(z) * curvature_ratio(z, k)
 
 
+def log_rooted_curvature(z: ArrayLike, k: float) -> np.ndarray:
+    """log l_k''(z), finite where l_k'' itself under- or overflows (|z| in the hundreds).
+
+    log sigma(z) + log sigma(-z) + softplus(-z)/k + log(1 + e^(-z)/k); k = inf is logistic.
+    """
+    z = np.asarray(z, dtype=np.float64)
+    k = np.asarray(k, dtype=np.float64)
+    log_one_plus_u_over_k = np.where(np.isinf(k), 0.0, np.logaddexp(0.0, -z - np.log(k)))
+    return -softplus(-z) - softplus(z) + softplus(-z) / k + log_one_plus_u_over_k
+
+
 def weight_convex(p_true: ArrayLike, k: float) -> np.ndarray:
     """Gradient weight of k p_y^(-1/k) relative to cross-entropy: p_y^(-1/k) (>= 1)."""
     return np.asarray(p_true, dtype=np.float64) ** (-1.0 / k)
@@ -117,8 +128,7 @@ def gradient(w: ArrayLike, X: ArrayLike, y: ArrayLike, k: float | None = None, l
 
 def curvature_weights(w: ArrayLike, X: ArrayLike, y: ArrayLike, k: float | None = None) -> np.ndarray:
     """c_i = l''(z_i): the Hessian is (1/n) sum_i c_i x_i x_i^T (y_i^2 = 1)."""
-    z = margins(w, X, y)
-    return logistic_curvature(z) if k is None else rooted_curvature(z, k)
+    return np.exp(log_rooted_curvature(margins(w, X, y), _as_k(k)))
 
 
 def hessian(w: ArrayLike, X: ArrayLike, y: ArrayLike, k: float | None = None, l2: float = 0.0) -> np.ndarray:
