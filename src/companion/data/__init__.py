@@ -38,7 +38,7 @@ import torch
 
 from .. import paths
 from . import images, synthetic
-from .fetch import OFFICIAL_FILES, DownloadError, fetch, sha256_file
+from .download import OFFICIAL_FILES, DownloadError, fetch, sha256_file
 from .images import DatasetNotFoundError
 from .transforms import NORMALIZATION, augment, to_float
 
@@ -156,8 +156,9 @@ def load(name: str, split: str = "train", n: int | None = None, per_class: int |
     if keep is not None:
         x, y = x[keep], y[keep]
         source += f"; subset {'n=' + str(n) if n else 'per_class=' + str(per_class)}, seed {seed}"
-    dataset = Dataset(torch.from_numpy(np.ascontiguousarray(x)),
-                      torch.from_numpy(np.ascontiguousarray(y, dtype=np.int64)),
+    # torch wants writable, contiguous memory (and warns on stderr otherwise).
+    dataset = Dataset(torch.from_numpy(np.require(x, requirements=["C", "W"])),
+                      torch.from_numpy(np.require(y, dtype=np.int64, requirements=["C", "W"])),
                       len(classes), name, source, classes, info)
     return dataset.to(device) if device is not None else dataset
 

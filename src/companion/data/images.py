@@ -87,7 +87,7 @@ def read_idx(path: Path) -> np.ndarray:
     array = np.frombuffer(data, dtype=_IDX_TYPES[dtype_code], offset=4 + 4 * ndim)
     if array.size != int(np.prod(shape)):
         raise ValueError(f"{path.name}: header says {shape}, found {array.size} values")
-    return array.reshape(shape)
+    return array.reshape(shape).copy()  # frombuffer views of bytes are read-only
 
 
 _DIGIT_NAMES = [str(k) for k in range(10)]
