@@ -459,6 +459,9 @@ def test_augment_crops_are_shifted_windows_and_flips_flip():
     assert 10 < flips < 54  # about half are mirrored
     again = data.augment(x, pad=2, generator=torch.Generator().manual_seed(0))
     assert torch.equal(out, again)
+    channels_last = x.to(memory_format=torch.channels_last)
+    assert torch.equal(out, data.augment(channels_last, pad=2,
+                                         generator=torch.Generator().manual_seed(0)))
     assert not torch.equal(out, data.augment(x, pad=2, generator=torch.Generator().manual_seed(1)))
     # No padding, no flip: the identity; flip only: each image is itself or its mirror image.
     assert torch.equal(data.augment(x, pad=0, flip=False), x)

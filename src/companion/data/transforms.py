@@ -59,7 +59,7 @@ def augment(x_uint8: torch.Tensor, pad: int = 4, flip: bool = True,
                          f"{tuple(x_uint8.shape)}")
     if pad < 0:
         raise ValueError(f"pad must be >= 0, got {pad}")
-    n, _, h, w = x_uint8.shape
+    n, c, h, w = x_uint8.shape
     device = x_uint8.device
     padded = F.pad(x_uint8, (pad, pad, pad, pad)) if pad else x_uint8
     top = torch.randint(0, 2 * pad + 1, (n, 1), generator=generator, device=device)
@@ -69,7 +69,7 @@ def augment(x_uint8: torch.Tensor, pad: int = 4, flip: bool = True,
     if flip:
         mirrored = torch.rand(n, 1, generator=generator, device=device) < 0.5
         cols = torch.where(mirrored, cols.flip(1), cols)
-    images = torch.arange(n, device=device).view(n, 1, 1)
-    # Advanced indices separated by a slice put their broadcast shape first: (N, H, W, C).
-    windows = padded[images, :, rows.unsqueeze(2), cols.unsqueeze(1)]
-    return windows.permute(0, 3, 1, 2).contiguous()
+    # Flat index of every output pixel in its padded image plane, shared by the channels.
+    flat = rows.unsqueeze(2) * (w + 2 * pad) + cols.unsqueeze(1)            # (N, H, W)
+    flat = flat.view(n, 1, h * w).expand(n, c, h * w)
+    return padded.reshape(n, c, -1).gather(2, flat).view(n, c, h, w)
