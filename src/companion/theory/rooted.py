@@ -264,8 +264,9 @@ def gradient_descent(X: ArrayLike, y: ArrayLike, ks: Sequence[float | None], ste
     ks = tuple(ks)
     steps = np.broadcast_to(np.asarray(steps, dtype=np.float64), (len(ks),)).copy()
     k_row = np.array([_as_k(k) for k in ks])
-    rooted_rows = np.isfinite(k_row)
+    rooted_rows = np.isfinite(k_row)  # the other rows are logistic (k = inf)
     record = np.array(sorted(set(int(r) for r in record if 0 <= r <= iterations)), dtype=int)
+    record_set = set(record.tolist())
     W = np.zeros((len(ks), d))
     objective_hist = np.empty((iterations + 1, len(ks)))
     error_hist = np.empty((iterations + 1, len(ks)), dtype=np.int64)
@@ -274,28 +275,29 @@ def gradient_descent(X: ArrayLike, y: ArrayLike, ks: Sequence[float | None], ste
     order, cursor = np.arange(n), n
     Xy = X * y[:, None]
 
-    def full_batch_stats(W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        z = Xy @ W.T
-        loss = np.empty(len(ks))
-        loss[~rooted_rows] = logistic_loss(z[:, ~rooted_rows]).mean(axis=0)
-        loss[rooted_rows] = rooted_loss(z[:, rooted_rows], k_row[rooted_rows]).mean(axis=0)
-        loss += 0.5 * l2 * np.einsum("jd,jd->j", W, W)
-        return loss, (~(z > 0)).sum(axis=0)
+    def slope_terms(z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """softplus(-z), (1 + e^(-z))^(1/k) and l'(z) = -(1 + e^(-z))^(1/k) sigma(-z), from one logaddexp."""
+        s = np.logaddexp(0.0, -z)
+        root = np.exp(s / k_row)
+        return s, root, -root * np.exp(-z - s)  # sigma(-z) = exp(-z - softplus(-z))
 
     with np.errstate(over="ignore", invalid="ignore"):
         for t in range(iterations + 1):
-            objective_hist[t], error_hist[t] = full_batch_stats(W)
-            if t in record:
+            z = Xy @ W.T  # (n, rows) margins of the full training set
+            s, root, slope = slope_terms(z)
+            loss = np.where(rooted_rows, k_row * root, s).mean(axis=0)
+            objective_hist[t] = loss + 0.5 * l2 * np.einsum("jd,jd->j", W, W)
+            error_hist[t] = (~(z > 0)).sum(axis=0)
+            if t in record_set:
                 weights[np.searchsorted(record, t)] = W
             if t == iterations:
                 break
             if batch_size is None:
-                batch = slice(None)
+                Xb = Xy
             else:
                 if cursor + batch_size > n:
                     order, cursor = rng.permutation(n), 0
-                batch, cursor = order[cursor:cursor + batch_size], cursor + batch_size
-            Xb = Xy[batch]
-            slope = rooted_slope(Xb @ W.T, k_row)  # (b, rows)
+                Xb, cursor = Xy[order[cursor:cursor + batch_size]], cursor + batch_size
+                slope = slope_terms(Xb @ W.T)[2]
             W = W - steps[:, None] * (slope.T @ Xb / len(Xb) + l2 * W)
     return Trace(ks, steps, objective_hist, error_hist, record, weights)
