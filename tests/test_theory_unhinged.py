@@ -354,3 +354,32 @@ def test_schedules_and_thresholds():
     assert U.gamma_upper(2) == np.inf and U.gamma_upper(10) == 0.25
     with pytest.raises(ValueError):
         U.schedule("linear", 3)
+
+
+def test_trajectory_helpers_match_formed_matrices():
+    gamma, s, lam = 0.2, 0.6, 0.05
+    H0, W0, _ = init(17)
+    modes = U.Modes.of(H0, W0, gamma)
+    zetas = np.array([0.0, 5.0, 30.0])
+    coef = modes.scalar_path(zetas, s, lam, 2 * lam)
+    ref, _ = modes.limit_coefficients(s, lam, 2 * lam)
+    Hl, Wl, _ = modes.limit(s, lam, 2 * lam)
+    nh, nw = modes.norms(coef)
+    errors = modes.direction_errors(coef, ref)
+    for t, z in enumerate(zetas):
+        H, W = modes.evolve(z, s, lam, 2 * lam)
+        assert nh[t] == pytest.approx(np.linalg.norm(H), rel=1e-12)
+        assert nw[t] == pytest.approx(np.linalg.norm(W), rel=1e-12)
+        assert errors[t] == pytest.approx(U.direction_error(H, W, Hl, Wl), rel=1e-9, abs=1e-14)
+        np.testing.assert_allclose(modes.logits(coef[t]), W @ H, rtol=1e-12, atol=1e-12)
+
+
+def test_for_gamma_equals_a_fresh_decomposition():
+    H0, W0, _ = init(18)
+    first = U.Modes.of(H0, W0, 0.1)
+    first.norms(first.scalar_path([1.0]))  # fill the cache
+    other, fresh = first.for_gamma(0.7), U.Modes.of(H0, W0, 0.7)
+    assert other.sigma == fresh.sigma
+    for a, b in zip(other.evolve(3.0, 2.0), fresh.evolve(3.0, 2.0)):
+        np.testing.assert_allclose(a, b, rtol=1e-13)
+    np.testing.assert_allclose(other.norms(other.scalar_path([3.0], 2.0)), fresh.norms(fresh.scalar_path([3.0], 2.0)))

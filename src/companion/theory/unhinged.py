@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -226,6 +227,16 @@ class Modes:
         C = W0.shape[0]
         return cls(project(H0, W0), eigenvalues(C, H0.shape[1] // C, gamma))
 
+    def for_gamma(self, gamma: float) -> Modes:
+        """The same initial point under another gamma (the projections do not depend on gamma)."""
+        C = len(self.parts["E1+"][1])
+        per_class = self.parts["E1+"][0].shape[1] // C
+        other = Modes(self.parts, eigenvalues(C, per_class, gamma))
+        for cached in ("_grams", "_cross"):  # cached Gram/cross products carry over
+            if cached in self.__dict__:
+                other.__dict__[cached] = self.__dict__[cached]
+        return other
+
     def _combine(self, scalars: dict[str, tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:
         H = sum(scalars[k][0] * self.parts[k][0] for k in SPACES)
         W = sum(scalars[k][1] * self.parts[k][1] for k in SPACES)
@@ -263,27 +274,75 @@ class Modes:
         """(H, W) after gradient descent with W step sizes ``lrs`` and H step sizes s * lrs."""
         return self._combine(self.scalars_discrete(lrs, s, lambda_h, lambda_w))
 
-    def limit(self, s: float = 1.0, lambda_h: float = 0.0,
-              lambda_w: float = 0.0) -> tuple[np.ndarray, np.ndarray, float]:
-        """(H, W, mu): the dominant part of the flow, Z(zeta) ~ exp(mu zeta) (H, W).
+    def limit_coefficients(self, s: float = 1.0, lambda_h: float = 0.0,
+                           lambda_w: float = 0.0) -> tuple[np.ndarray, float]:
+        """(coef, mu): Z(zeta) ~ exp(mu zeta) sum_i (coef[i, 0] H_i, coef[i, 1] W_i), i over SPACES.
 
-        Sums the asymptotes of every subspace whose growth rate is the largest one (both E1+/-
-        for gamma < 2/(C-2); E2+/- beyond). With lambda = lambda* (Corollary 5) mu = 0 and (H, W)
-        is the finite limit; with lambda = 0 and s = 1 it is Pi1+ Z0 (Corollary 3's Zbar).
+        Keeps the asymptote of every subspace whose growth rate is the largest one (both E1+/-
+        for gamma < 2/(C-2); E2+/- beyond). With lambda = lambda* (Corollary 5) mu = 0 and the
+        sum is the finite limit; with lambda = 0 and s = 1 it is Pi1+ Z0 (Corollary 3's Zbar).
         """
-        rates = {}
-        coefficients = {}
+        rates, coefficients = {}, {}
         for k in SPACES:
             if k == "E3":
                 rates[k], coefficients[k] = -lambda_h * s, np.array([1.0, 0.0])
             else:
                 rates[k], coefficients[k] = mode_asymptote(self.sigma[k], s, lambda_h, lambda_w)
         top = max(rates.values())
-        scale = max(1.0, abs(top))
-        scalars = {k: tuple(coefficients[k]) if rates[k] >= top - 1e-12 * scale else (0.0, 0.0)
-                   for k in SPACES}
-        H, W = self._combine(scalars)
+        tol = 1e-12 * max(1.0, abs(top))
+        coef = np.array([coefficients[k] if rates[k] >= top - tol else np.zeros(2) for k in SPACES])
+        return coef, top
+
+    def limit(self, s: float = 1.0, lambda_h: float = 0.0,
+              lambda_w: float = 0.0) -> tuple[np.ndarray, np.ndarray, float]:
+        """(H, W, mu): the dominant part of the flow, Z(zeta) ~ exp(mu zeta) (H, W); see limit_coefficients."""
+        coef, top = self.limit_coefficients(s, lambda_h, lambda_w)
+        H, W = self._combine({k: tuple(coef[i]) for i, k in enumerate(SPACES)})
         return H, W, top
+
+    # -- whole trajectories without forming (H, W): Gram matrices of the parts -------------
+
+    def scalar_path(self, zetas: ArrayLike, s: float = 1.0, lambda_h: float = 0.0,
+                    lambda_w: float = 0.0) -> np.ndarray:
+        """(T, 5, 2) scalars (a, b) = expm(zeta G(sigma)) (1, 1) for every zeta and subspace."""
+        zetas = np.atleast_1d(np.asarray(zetas, dtype=np.float64))
+        G = np.stack([mode_generator(self.sigma[k], s, lambda_h, lambda_w) for k in SPACES])
+        E = expm(zetas[:, None, None, None] * G[None])  # (T, 5, 2, 2)
+        return E.sum(axis=-1)
+
+    @cached_property
+    def _grams(self) -> tuple[np.ndarray, np.ndarray]:
+        Hs = np.stack([self.parts[k][0].ravel() for k in SPACES])
+        Ws = np.stack([self.parts[k][1].ravel() for k in SPACES])
+        return Hs @ Hs.T, Ws @ Ws.T
+
+    def norms(self, coef: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """||H||_F and ||W||_F of sum_i (coef[..., i, 0] H_i, coef[..., i, 1] W_i)."""
+        GH, GW = self._grams
+        a, b = coef[..., 0], coef[..., 1]
+        return (np.sqrt(np.einsum("...i,ij,...j->...", a, GH, a)),
+                np.sqrt(np.einsum("...i,ij,...j->...", b, GW, b)))
+
+    def direction_errors(self, coef: np.ndarray, reference: np.ndarray) -> np.ndarray:
+        """|| Z/||Z|| - R/||R|| ||_F for Z, R given by coefficients on the parts (no cancellation)."""
+        GH, GW = self._grams
+
+        def normalized(c):
+            nh, nw = self.norms(c)
+            return c / np.sqrt(nh**2 + nw**2)[..., None, None]
+
+        d = normalized(coef) - normalized(reference)
+        nh, nw = self.norms(d)
+        return np.sqrt(nh**2 + nw**2)
+
+    @cached_property
+    def _cross(self) -> np.ndarray:
+        """(5, 5, C, CN): W_i H_j, the logits of every pair of parts."""
+        return np.stack([np.stack([self.parts[i][1] @ self.parts[j][0] for j in SPACES]) for i in SPACES])
+
+    def logits(self, coef: np.ndarray) -> np.ndarray:
+        """(C, CN) logits W H (no bias) of the point with coefficients ``coef`` (5, 2)."""
+        return np.einsum("i,j,ijcn->cn", coef[:, 1], coef[:, 0], self._cross)
 
 
 # -- dense, independent references ----------------------------------------------------------
