@@ -1,0 +1,428 @@
+"""Full-batch gradient descent of many small one-hidden-layer ReLU networks at once.
+
+The dynamical-loss paper trains a ``d -> width -> C`` ReLU network by full-batch gradient
+descent for tens of thousands of steps, and the claims need that for several widths, seeds,
+learning rates and class-weight schedules. One such network is a dozen tiny kernels per step,
+so a loop over networks is all overhead. :func:`train` runs a whole ensemble in lock-step in
+float64: members of equal width form a group whose forward and backward passes are batched
+matmuls (``bmm``), the loss gradient is computed once for all members, and one fused update
+moves every parameter::
+
+    dl = losses.DynamicalWeights(3, amplitude=70, period=5000, total_steps=35_000)
+    members = [Member(width=w, seed=s, schedule=sched, tag=tag)
+               for w in (20, 50, 100, 200) for s in (0, 1) for tag, sched in (("CE", None), ("DL", dl))]
+    run = ensembles.train(members, x, y, steps=35_000, record_every=500)
+    run.history    # one row per member and recorded step
+
+Every member is exactly the network it would be alone (``tests/test_ensembles.py`` checks the
+trajectories against a plain per-network autograd loop):
+
+* initialization :func:`init_parameters`, the paper's (neural-tangents ``stax.Dense`` with the
+  standard parameterization, W_std = 1, b_std = 0, as the 2021 code used it): W ~ N(0, 1/fan_in),
+  biases zero and trainable; drawn from ``torch.Generator().manual_seed(seed)`` on the CPU, so a
+  seed gives the same network on every device;
+* loss: any ``companion.losses`` loss ``l`` (default cross-entropy) as the mean over samples of
+  Gamma_{y_n}(t) l(f(x_n), y_n), Gamma(t) the member's ``DynamicalWeights`` at step t (all ones
+  without a schedule). Cross-entropy uses its closed-form gradient softmax - onehot; other losses
+  are differentiated by autograd on the (members, samples, classes) logits only;
+* update: theta <- theta - lr * gradient, each member with its own lr.
+
+Records: the row of step s describes the parameters after s updates (the point where the
+gradient of step s is taken) and Gamma(s); s runs over 0, k, 2k, ... and the last step. Hidden
+activations are stored units-by-samples, (G, width, N), so that the class axis is never the
+innermost one (tiny innermost axes defeat the vectorized CPU kernels).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+
+from . import losses as losses_module
+
+__all__ = ["Member", "EnsembleState", "EnsembleRun", "init_parameters", "forward", "to_module", "train"]
+
+
+@dataclass(frozen=True)
+class Member:
+    """One network of an ensemble: hidden width, init seed, learning rate, class-weight schedule.
+
+    ``schedule=None`` trains the plain loss (every class weight 1); ``tag`` labels the member
+    in the history (e.g. "CE" or "DL").
+    """
+
+    width: int
+    seed: int = 0
+    lr: float = 1.0
+    schedule: losses_module.DynamicalWeights | None = None
+    tag: str = ""
+
+
+def init_parameters(in_features: int, width: int, num_classes: int, seed: int, *,
+                    dtype: torch.dtype = torch.float64,
+                    device: torch.device | str | None = None) -> dict[str, Tensor]:
+    """The paper's initialization in ``nn.Linear`` layout: W1 (width, d), b1, W2 (C, width), b2.
+
+    W ~ N(0, 1/fan_in) and zero biases; W1 is drawn before W2 from a generator seeded by ``seed``.
+    """
+    gen = torch.Generator().manual_seed(int(seed))
+    w1 = torch.randn(width, in_features, generator=gen, dtype=torch.float64) / math.sqrt(in_features)
+    w2 = torch.randn(num_classes, width, generator=gen, dtype=torch.float64) / math.sqrt(width)
+    params = {"W1": w1, "b1": torch.zeros(width, dtype=torch.float64), "W2": w2,
+              "b2": torch.zeros(num_classes, dtype=torch.float64)}
+    return {k: v.to(dtype=dtype, device=device) for k, v in params.items()}
+
+
+def forward(params: Mapping[str, Tensor], x: Tensor) -> Tensor:
+    """Logits relu(x W1^T + b1) W2^T + b2 of one member, shape (N, C)."""
+    hidden = torch.relu(x @ params["W1"].T + params["b1"])
+    return hidden @ params["W2"].T + params["b2"]
+
+
+def to_module(params: Mapping[str, Tensor]) -> torch.nn.Module:
+    """The member as ``companion.models.mlp`` (for tools that take a module, e.g. the NTK)."""
+    from . import models
+
+    width, in_features = params["W1"].shape
+    module = models.mlp(in_features, width, params["W2"].shape[0])
+    first = next(m for m in module.body if isinstance(m, torch.nn.Linear))
+    module = module.to(dtype=params["W1"].dtype, device=params["W1"].device)
+    with torch.no_grad():
+        first.weight.copy_(params["W1"])
+        first.bias.copy_(params["b1"])
+        module.classifier.weight.copy_(params["W2"])
+        module.classifier.bias.copy_(params["b2"])
+    return module
+
+
+# -- the engine -----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Group:
+    """The members of one width: parameter and gradient views into the flat vectors, buffers."""
+
+    width: int
+    slots: slice                 # their rows in every (M, ...) tensor
+    w1: Tensor                   # (G, h, d+1): input weights with the bias as the last column
+    w2: Tensor                   # (G, C, h)
+    g_w1: Tensor
+    g_w2: Tensor
+    hidden: Tensor               # (G, h, N) activations
+    back: Tensor                 # (G, h, N) gradient wrt activations
+    inputs_t: Tensor             # (G, d+1, N) augmented inputs, transposed (expanded view)
+    inputs: Tensor               # (G, N, d+1)
+    eval_buffers: dict[str, tuple[Tensor, Tensor]] = field(default_factory=dict)
+
+
+def _augment(x: Tensor) -> Tensor:
+    """[x, 1]: the bias of the first layer becomes the last input weight."""
+    return torch.cat([x, torch.ones(x.shape[0], 1, dtype=x.dtype, device=x.device)], dim=1)
+
+
+class EnsembleState:
+    """What a callback sees at step ``step``: the parameters before that step's update."""
+
+    def __init__(self, engine: _Engine, step: int, gamma: Tensor):
+        self._engine = engine
+        self.step = step
+        self._gamma = gamma
+
+    @property
+    def members(self) -> list[Member]:
+        return self._engine.members
+
+    def parameters(self, member: int) -> dict[str, Tensor]:
+        """Copies of member ``member``'s W1, b1, W2, b2 (``nn.Linear`` layout)."""
+        return self._engine.parameters(member)
+
+    def class_weights(self, member: int) -> Tensor:
+        """Gamma(step) of member ``member``, shape (C,)."""
+        return self._gamma[self._engine.slot_of[member]].clone()
+
+
+@dataclass
+class EnsembleRun:
+    """The outcome of :func:`train`."""
+
+    members: list[Member]
+    history: pd.DataFrame
+    callbacks: pd.DataFrame
+    seconds: float
+    steps: int
+    final_parameters: list[dict[str, Tensor]]
+
+    def parameters(self, member: int) -> dict[str, Tensor]:
+        """Member ``member``'s parameters after the last step (``nn.Linear`` layout)."""
+        return self.final_parameters[member]
+
+    def summary(self) -> pd.DataFrame:
+        """One row per member: its settings, final and best training accuracy, final losses."""
+        last = self.history[self.history.step == self.steps].set_index("member")
+        best = self.history.groupby("member")["acc"].max()
+        table = last.drop(columns=["step"]).rename(columns={"acc": "final_acc"})
+        table.insert(table.columns.get_loc("final_acc") + 1, "best_acc", best)
+        return table.reset_index()
+
+
+class _Engine:
+    def __init__(self, members: Sequence[Member], x: Tensor, y: Tensor, loss: losses_module.Loss,
+                 num_classes: int, steps: int, eval_sets: Mapping[str, tuple[Tensor, Tensor]]):
+        self.members = list(members)
+        self.loss = loss
+        self.fast_ce = type(loss) is losses_module.CrossEntropy
+        self.x, self.y, self.num_classes, self.steps = x, y, num_classes, steps
+        dtype, device = x.dtype, x.device
+        n, d = x.shape
+        k = d + 1
+        # slots: members sorted by width (stable), so that each width is one contiguous block
+        order = sorted(range(len(self.members)), key=lambda i: self.members[i].width)
+        self.member_of_slot = order
+        self.slot_of = {member: slot for slot, member in enumerate(order)}
+        widths = [self.members[i].width for i in order]
+        blocks = [(w, widths.index(w), widths.count(w)) for w in dict.fromkeys(widths)]
+        sizes = [count * w * (k + num_classes) for w, _, count in blocks]
+        total = sum(sizes) + len(order) * num_classes
+        self.theta = torch.empty(total, dtype=dtype, device=device)
+        self.grad = torch.zeros_like(self.theta)
+        neg_lr = torch.empty_like(self.theta)
+        x_aug_t = _augment(x).T.contiguous()
+        self.groups: list[_Group] = []
+        offset = 0
+        for (width, start, count), size in zip(blocks, sizes):
+            n_w1 = count * width * k
+            views = [t[offset: offset + size] for t in (self.theta, self.grad, neg_lr)]
+            shape1, shape2 = (count, width, k), (count, num_classes, width)
+            group = _Group(
+                width=width, slots=slice(start, start + count),
+                w1=views[0][:n_w1].view(shape1), w2=views[0][n_w1:].view(shape2),
+                g_w1=views[1][:n_w1].view(shape1), g_w2=views[1][n_w1:].view(shape2),
+                hidden=torch.empty(count, width, n, dtype=dtype, device=device),
+                back=torch.empty(count, width, n, dtype=dtype, device=device),
+                inputs_t=x_aug_t.expand(count, k, n), inputs=x_aug_t.T.expand(count, n, k))
+            for j in range(count):
+                member = self.members[order[start + j]]
+                p = init_parameters(d, width, num_classes, member.seed, dtype=dtype, device=device)
+                group.w1[j, :, :d] = p["W1"]
+                group.w1[j, :, d] = p["b1"]
+                group.w2[j] = p["W2"]
+                lr = torch.tensor(-float(member.lr), dtype=dtype)
+                views[2][j * width * k: (j + 1) * width * k] = lr
+                views[2][n_w1 + j * num_classes * width: n_w1 + (j + 1) * num_classes * width] = lr
+            for name, (xe, _) in eval_sets.items():
+                group.eval_buffers[name] = (
+                    _augment(xe.to(dtype=dtype, device=device)).T.contiguous().expand(count, k, xe.shape[0]),
+                    torch.empty(count, width, xe.shape[0], dtype=dtype, device=device))
+            self.groups.append(group)
+            offset += size
+        m = len(order)
+        self.b2 = self.theta[offset:].view(m, num_classes, 1)
+        self.g_b2 = self.grad[offset:].view(m, num_classes, 1)
+        self.b2.zero_()
+        neg_lr[offset:] = torch.tensor([-float(self.members[i].lr) for i in order],
+                                       dtype=dtype, device=device).repeat_interleave(num_classes)
+        self.neg_lr = neg_lr
+        self.logits = torch.empty(m, num_classes, n, dtype=dtype, device=device)
+        self.delta = torch.empty_like(self.logits)
+        self.onehot_t = torch.nn.functional.one_hot(y, num_classes).T.to(dtype).contiguous()  # (C, N)
+        self.eval_sets = {name: (xe, ye.to(device)) for name, (xe, ye) in eval_sets.items()}
+        self._build_weight_tables(steps, dtype, device)
+
+    def _build_weight_tables(self, steps: int, dtype: torch.dtype, device: torch.device) -> None:
+        """Gamma(t) for t = 0..steps of every distinct schedule (row 0 of the table: all ones)."""
+        distinct: dict[str, int] = {}
+        tables = [torch.ones(steps + 1, self.num_classes, dtype=torch.float64)]
+        index = []
+        for slot_member in self.member_of_slot:
+            schedule = self.members[slot_member].schedule
+            if schedule is None:
+                index.append(0)
+                continue
+            key = repr(schedule)
+            if key not in distinct:
+                distinct[key] = len(tables)
+                tables.append(schedule.table(steps + 1))
+            index.append(distinct[key])
+        self.weight_tables = torch.stack(tables, dim=1).to(dtype=dtype, device=device)  # (T, S, C)
+        self.table_of_slot = torch.tensor(index, device=device)
+        self.constant_weights = len(tables) == 1
+
+    def class_weights(self, step: int) -> Tensor:
+        """Gamma(step) per slot, shape (M, C)."""
+        return self.weight_tables[step].index_select(0, self.table_of_slot)
+
+    def forward(self) -> None:
+        for g in self.groups:
+            torch.bmm(g.w1, g.inputs_t, out=g.hidden)
+            g.hidden.clamp_min_(0)
+            torch.baddbmm(self.b2[g.slots], g.w2, g.hidden, out=self.logits[g.slots])
+
+    def eval_logits(self, name: str) -> Tensor:
+        out = []
+        for g in self.groups:
+            inputs_t, hidden = g.eval_buffers[name]
+            torch.bmm(g.w1, inputs_t, out=hidden)
+            hidden.clamp_min_(0)
+            out.append(torch.baddbmm(self.b2[g.slots], g.w2, hidden))
+        return torch.cat(out)
+
+    def per_sample_loss(self, logits: Tensor, y: Tensor) -> Tensor:
+        """The base loss of every member and sample, (M, N), from (M, C, N) logits and y (N,)."""
+        m, c, n = logits.shape
+        if self.fast_ce:
+            return -torch.log_softmax(logits, dim=1).gather(1, y.view(1, 1, n).expand(m, 1, n)).squeeze(1)
+        flat = logits.transpose(1, 2).reshape(m * n, c)
+        return self.loss.per_sample(flat, y.repeat(m)).view(m, n)
+
+    def loss_gradient(self, sample_weights: Tensor) -> None:
+        """delta = d(mean_n w_n l_n)/d logits for every member, into ``self.delta`` (M, C, N)."""
+        logits, delta = self.logits, self.delta
+        m, c, n = logits.shape
+        if self.fast_ce:
+            torch.sub(logits, logits.amax(dim=1, keepdim=True), out=delta)
+            delta.exp_()
+            delta.div_(delta.sum(dim=1, keepdim=True))
+            delta.sub_(self.onehot_t)
+            delta.mul_(sample_weights.unsqueeze(1))
+            return
+        with torch.enable_grad():
+            flat = logits.transpose(1, 2).reshape(m * n, c).requires_grad_(True)
+            values = self.loss.per_sample(flat, self.y.repeat(m))
+            (grad,) = torch.autograd.grad((values * sample_weights.reshape(-1)).sum(), flat)
+        delta.copy_(grad.view(m, n, c).transpose(1, 2))
+
+    def backward_and_update(self) -> None:
+        for g in self.groups:
+            delta = self.delta[g.slots]
+            torch.bmm(delta, g.hidden.transpose(1, 2), out=g.g_w2)
+            torch.bmm(g.w2.transpose(1, 2), delta, out=g.back)
+            # relu'(z) = 1[z > 0] = 1[hidden > 0]: the kernel autograd itself uses for ReLU
+            torch.ops.aten.threshold_backward.grad_input(g.back, g.hidden, 0.0, grad_input=g.back)
+            torch.bmm(g.back, g.inputs, out=g.g_w1)
+        torch.sum(self.delta, dim=2, keepdim=True, out=self.g_b2)
+        self.theta.addcmul_(self.grad, self.neg_lr)
+
+    def parameters(self, member: int) -> dict[str, Tensor]:
+        slot = self.slot_of[member]
+        group = next(g for g in self.groups if g.slots.start <= slot < g.slots.stop)
+        j = slot - group.slots.start
+        return {"W1": group.w1[j, :, :-1].clone(), "b1": group.w1[j, :, -1].clone(),
+                "W2": group.w2[j].clone(), "b2": self.b2[slot, :, 0].clone()}
+
+
+def _check(members: Sequence[Member], x: Tensor, y: Tensor, num_classes: int, steps: int,
+           record_every: int) -> None:
+    if not members:
+        raise ValueError("members is empty")
+    for i, member in enumerate(members):
+        if member.width < 1 or not member.lr > 0:
+            raise ValueError(f"member {i}: need width >= 1 and lr > 0, got {member}")
+        if member.schedule is not None and member.schedule.num_classes != num_classes:
+            raise ValueError(f"member {i}: schedule has {member.schedule.num_classes} classes, "
+                             f"the data {num_classes}")
+    if x.ndim != 2 or y.shape != (x.shape[0],):
+        raise ValueError(f"need x (N, d) and y (N,), got {tuple(x.shape)} and {tuple(y.shape)}")
+    if int(y.min()) < 0 or int(y.max()) >= num_classes:
+        raise ValueError(f"labels must lie in [0, {num_classes})")
+    if steps < 0 or record_every < 1:
+        raise ValueError(f"need steps >= 0 and record_every >= 1, got {steps}, {record_every}")
+
+
+def train(members: Sequence[Member], x: Tensor, y: Tensor, *, steps: int,
+          loss: str | losses_module.Loss = "ce", num_classes: int | None = None,
+          record_every: int = 100, per_class: bool = False,
+          eval_sets: Mapping[str, tuple[Tensor, Tensor]] | None = None,
+          callback: Callable[[EnsembleState], Mapping[int, Mapping[str, Any]] | None] | None = None,
+          callback_every: int | None = None, dtype: torch.dtype = torch.float64) -> EnsembleRun:
+    """Train every member by ``steps`` full-batch GD steps on (x, y); see the module doc.
+
+    History columns: member, width, seed, lr, tag, step, ``loss`` (the plain base loss),
+    ``weighted_loss`` (with Gamma(step): the F(t) that GD descends), ``acc``; with
+    ``per_class`` also ``acc_<c>`` and ``loss_<c>`` per class; per eval set ``<name>_loss`` and
+    ``<name>_acc``. ``callback(state)`` runs every ``callback_every`` steps (and at the last
+    step) and may return {member index: {column: value}}, collected in ``run.callbacks``.
+    """
+    loss_fn = losses_module.get(loss) if isinstance(loss, str) else loss
+    if not isinstance(loss_fn, losses_module.Loss):
+        raise TypeError("loss must be a companion.losses name or Loss (give schedules per member)")
+    x = x.to(dtype)
+    y = y.to(device=x.device, dtype=torch.long)
+    num_classes = int(y.max()) + 1 if num_classes is None else num_classes
+    _check(members, x, y, num_classes, steps, record_every)
+    engine = _Engine(members, x, y, loss_fn, num_classes, steps, eval_sets or {})
+    n = x.shape[0]
+    counts = torch.bincount(y, minlength=num_classes).to(dtype).clamp_min(1)
+    onehot = engine.onehot_t.T  # (N, C)
+    records: list[dict[str, Tensor]] = []
+    record_steps: list[int] = []
+    callback_rows: list[dict[str, Any]] = []
+    start = time.perf_counter()
+    gamma = engine.class_weights(0)
+    for step in range(steps + 1):
+        engine.forward()
+        if not engine.constant_weights:
+            gamma = engine.class_weights(step)
+        last = step == steps
+        if step % record_every == 0 or last:
+            with torch.no_grad():
+                per_sample = engine.per_sample_loss(engine.logits, y)
+                correct = (engine.logits.argmax(dim=1) == y).to(dtype)
+                row = {"loss": per_sample.mean(1),
+                       "weighted_loss": (per_sample * gamma[:, y]).mean(1),
+                       "acc": correct.mean(1)}
+                if per_class:
+                    row["acc_c"] = (correct @ onehot) / counts
+                    row["loss_c"] = (per_sample @ onehot) / counts
+                for name, (_, ye) in engine.eval_sets.items():
+                    logits = engine.eval_logits(name)
+                    row[f"{name}_loss"] = engine.per_sample_loss(logits, ye).mean(1)
+                    row[f"{name}_acc"] = (logits.argmax(dim=1) == ye).to(dtype).mean(1)
+            records.append(row)
+            record_steps.append(step)
+        if callback is not None and (last or (callback_every and step % callback_every == 0)):
+            result = callback(EnsembleState(engine, step, gamma)) or {}
+            callback_rows += [{"member": i, "step": step, **values} for i, values in result.items()]
+        if last:
+            break
+        engine.loss_gradient(gamma[:, y] / n)
+        engine.backward_and_update()
+    seconds = time.perf_counter() - start
+    history = _history(engine, records, record_steps, num_classes)
+    callbacks = pd.DataFrame(callback_rows)
+    final = [engine.parameters(i) for i in range(len(engine.members))]
+    return EnsembleRun(engine.members, history, callbacks, seconds, steps, final)
+
+
+def _history(engine: _Engine, records: list[dict[str, Tensor]], steps: list[int],
+             num_classes: int) -> pd.DataFrame:
+    """The long table: rows (record, member in the caller's order), metadata first."""
+    order = np.asarray(engine.member_of_slot)
+    columns: dict[str, np.ndarray] = {}
+    for key in records[0]:
+        stacked = torch.stack([r[key] for r in records]).cpu().numpy()    # (R, M[, C]) by slot
+        by_member = np.empty_like(stacked)
+        by_member[:, order] = stacked
+        if by_member.ndim == 3:
+            prefix = key[:-2]  # "acc_c" -> "acc", "loss_c" -> "loss"
+            for c in range(num_classes):
+                columns[f"{prefix}_{c}"] = by_member[:, :, c].reshape(-1)
+        else:
+            columns[key] = by_member.reshape(-1)
+    count = len(engine.members)
+    meta = pd.DataFrame({
+        "member": np.tile(np.arange(count), len(steps)),
+        "width": np.tile([m.width for m in engine.members], len(steps)),
+        "seed": np.tile([m.seed for m in engine.members], len(steps)),
+        "lr": np.tile([m.lr for m in engine.members], len(steps)),
+        "tag": np.tile([m.tag for m in engine.members], len(steps)),
+        "step": np.repeat(steps, count),
+    })
+    return pd.concat([meta, pd.DataFrame(columns)], axis=1)
