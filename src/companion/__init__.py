@@ -12,7 +12,7 @@ from typing import Any
 __version__ = "0.1.0"
 
 _SUBMODULES = {
-    "claims", "cli", "curvature", "data", "ledger", "losses", "metrics", "models",
+    "claims", "cli", "curvature", "data", "ensembles", "ledger", "losses", "metrics", "models",
     "notebooks", "paths", "plots", "profiles", "repro", "report", "theory", "train", "ufm",
 }
 
