@@ -194,9 +194,10 @@ def test_batched_seeds_equal_separate_runs():
         np.testing.assert_allclose(rows.to_numpy(), single.history.to_numpy(), rtol=1e-9, atol=1e-12)
 
 
-def linear_flow_reference(W0, H0, lam, duration, scale_h):
-    """Unhinged loss, no bias: the flow is linear, x' = A x; A built from the paper's formulas
-    dW/dt = -(G^T H^T + lam W), dH/dt = -s (W^T G^T + lam H), G = (gamma 1 - (1+gamma) e_y)/N."""
+def unhinged_velocity_matrix(lam, scale_h):
+    """Unhinged loss, no bias: the gradient flow is linear, x' = A x with x = (vec W, vec H); A is
+    built from the paper's formulas dW/dt = -(G^T H^T + lam W), dH/dt = -s (W^T G^T + lam H),
+    G = (gamma 1 - (1+gamma) e_y)/N (unhinged.md §1.2, eq. 4 and 12)."""
     gamma = 1 / (K - 1)
     G = (gamma - (1 + gamma) * np.eye(K)[LABELS.numpy()]) / N
     size_w = K * d
@@ -205,16 +206,19 @@ def linear_flow_reference(W0, H0, lam, duration, scale_h):
         W, H = x[:size_w].reshape(K, d), x[size_w:].reshape(d, N)
         return np.concatenate([-(G.T @ H.T + lam * W).ravel(), -scale_h * (W.T @ G.T + lam * H).ravel()])
 
-    A = np.stack([velocity(e) for e in np.eye(size_w + d * N)], axis=1)
-    x = scipy.linalg.expm(duration * A) @ np.concatenate([W0.numpy().ravel(), H0.numpy().ravel()])
-    return torch.from_numpy(x[:size_w].reshape(K, d)), torch.from_numpy(x[size_w:].reshape(d, N))
+    return np.stack([velocity(e) for e in np.eye(size_w + d * N)], axis=1)
+
+
+def split_state(x):
+    return torch.from_numpy(x[:K * d].reshape(K, d)), torch.from_numpy(x[K * d:].reshape(d, N))
 
 
 def test_gradient_flow_integrators_converge_to_the_exact_flow():
     W0, H0 = rand(K, d), rand(d, N)
     kwargs = dict(lambda_w=0.05, lambda_h=0.05, steps=10, lr=0.5, bias=False, lr_scale={"H": 0.5},
                   init={"W": W0, "H": H0})
-    W_ref, H_ref = linear_flow_reference(W0, H0, 0.05, 5.0, 0.5)
+    A = unhinged_velocity_matrix(0.05, 0.5)
+    W_ref, H_ref = split_state(scipy.linalg.expm(5.0 * A) @ np.concatenate([W0.numpy().ravel(), H0.numpy().ravel()]))
     err = {}
     for integrator, substeps in (("euler", 1), ("euler", 8), ("rk4", 1), ("rk4", 2)):
         r = ufm.train("unhinged", K, n, d, integrator=integrator, substeps=substeps, **kwargs)
@@ -222,6 +226,39 @@ def test_gradient_flow_integrators_converge_to_the_exact_flow():
     assert err["euler", 8] < err["euler", 1] / 4  # first order
     assert err["rk4", 1] < 1e-6 and err["rk4", 2] < err["rk4", 1] / 10  # fourth order
     assert err["rk4", 2] < 1e-7
+
+
+def test_gd_with_time_varying_rates_equals_the_exact_discrete_solution():
+    """eta_1 = s eta_2 with a cosine schedule: x_T = prod_t (I + eta_t A) x_0 (unhinged.md §2)."""
+    W0, H0 = rand(K, d), rand(d, N)
+    steps, lr = 300, 0.4
+    schedule = lambda t: 0.5 * (1 + math.cos(math.pi * t / steps))  # noqa: E731
+    r = ufm.train("unhinged", K, n, d, lambda_w=0.02, lambda_h=0.02, steps=steps, lr=lr, bias=False,
+                  lr_scale={"H": 0.3}, lr_schedule=schedule, init={"W": W0, "H": H0})
+    A = unhinged_velocity_matrix(0.02, 0.3)
+    x = np.concatenate([W0.numpy().ravel(), H0.numpy().ravel()])
+    for t in range(steps):
+        x = x + lr * schedule(t) * (A @ x)
+    W_ref, H_ref = split_state(x)
+    torch.testing.assert_close(r.W, W_ref, rtol=1e-11, atol=1e-12)
+    torch.testing.assert_close(r.H, H_ref, rtol=1e-11, atol=1e-12)
+
+
+def test_normalized_features_follow_the_spherical_update_of_unhinged_theorem_7():
+    """h <- h + (1+gamma) eta / (N ||h||) (I - h^ h^T) w_y with W a fixed ETF (unhinged.md eq. 19)."""
+    W = metrics.simplex_etf(K, d, seed=2)
+    H = rand(d, N)
+    eta, gamma = 0.7, 1 / (K - 1)
+    r = ufm.train("unhinged", K, n, d, lambda_w=0.0, lambda_h=0.0, steps=3, lr=eta, bias=False,
+                  frozen=("W",), normalize_features=True, init={"W": W, "H": H})
+    for _ in range(3):
+        columns = []
+        for i in range(N):
+            h, w = H[:, i], W[LABELS[i]]
+            unit = h / h.norm()
+            columns.append(h + (1 + gamma) * eta / (N * h.norm()) * (w - unit * (unit @ w)))
+        H = torch.stack(columns, dim=1)
+    torch.testing.assert_close(r.H, H, rtol=1e-13, atol=1e-14)
 
 
 def test_divergence_is_recorded_and_stops_the_run():

@@ -104,12 +104,15 @@ def _logit_gradient(loss_fn, logits: torch.Tensor, labels: torch.Tensor,
     if kind is losses.Focal:
         # l = -(1-q)^g u with u = log q, q = p_y: dl/du = -(1-q)^g + g (1-q)^(g-1) q u, and
         # du/dz = e_y - p. The second term -> 0 as q -> 1 for every g > 0.
+        # dl/du = (1-q)^(g-1) (g q u - (1-q)), with 1-q = -expm1(u) exact near q = 1.
         log_p = torch.log_softmax(logits, dim=1)
         u = log_p.gather(1, labels[:, None])
-        rest = (-torch.expm1(u)).clamp_min(0)
+        rest = torch.expm1(u).neg_()
         g = loss_fn.gamma
-        tail = torch.where(rest > 0, g * rest.pow(g - 1) * u.exp() * u, torch.zeros_like(u))
-        return (tail - rest.pow(g)) * (onehot - log_p.exp()) / count
+        slope = rest.pow(g - 1).mul_(u.exp().mul_(u).mul_(g).sub_(rest))
+        if g < 1:  # 0^(g-1) = inf at q = 1, where the limit is 0
+            slope = torch.where(rest > 0, slope, 0.0)
+        return (onehot - log_p.exp()).mul_(slope.div_(count))
     z = logits.detach().requires_grad_()
     with torch.enable_grad():
         (grad,) = torch.autograd.grad(loss_fn(z, labels), z)
