@@ -178,7 +178,20 @@ def test_projection_hook_is_applied_after_every_step():
     torch.testing.assert_close(result.H.norm(dim=0), torch.full((N,), 2.0, dtype=DT))
     assert calls == ["W", "H"] * 8  # once on the initial values, then after each of 7 steps
     # the W hook is the identity here: W is not on a sphere
-    assert not torch.allclose(result.W.norm(dim=0), torch.full((d,), 2.0, dtype=DT))
+    assert not torch.allclose(result.W.norm(dim=1), torch.full((K,), 2.0, dtype=DT))
+
+
+def test_ball_projection_bounds_class_vectors_and_features():
+    result = ufm.train("unhinged", K, n, d, lambda_w=0.0, lambda_h=0.0, steps=200, lr=0.5, bias=False,
+                       project=ufm.sphere(1.5, blocks=("W", "H"), ball=True), seed=[0, 1])
+    assert result.W.norm(dim=-1).max() <= 1.5 + 1e-12 and result.H.norm(dim=-2).max() <= 1.5 + 1e-12
+    # the unbounded linear loss pushes every vector onto the boundary
+    torch.testing.assert_close(result.W.norm(dim=-1), torch.full((2, K), 1.5, dtype=DT))
+
+
+def test_loss_objects_must_average():
+    with pytest.raises(ValueError, match="reduction"):
+        ufm.train(losses.get("ce", reduction="sum"), K, n, d, lambda_w=0, lambda_h=0, steps=1, lr=1)
 
 
 def test_batched_seeds_equal_separate_runs():

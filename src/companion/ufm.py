@@ -60,7 +60,11 @@ def class_major_labels(num_classes: int, per_class: int, device: Any = None) -> 
 
 
 def _as_loss(loss: str | Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
-    return losses.get(loss, reduction="mean") if isinstance(loss, str) else loss
+    if isinstance(loss, str):
+        return losses.get(loss, reduction="mean")
+    if getattr(loss, "reduction", "mean") != "mean":
+        raise ValueError(f"the UFM objective averages the loss: pass reduction='mean', not {loss!r}")
+    return loss
 
 
 def _features(H: torch.Tensor, normalize: bool) -> torch.Tensor:
@@ -102,8 +106,7 @@ def _logit_gradient(loss_fn, logits: torch.Tensor, labels: torch.Tensor,
         gamma = 1.0 / (num_classes - 1) if loss_fn.gamma is None else loss_fn.gamma
         return (gamma - (1 + gamma) * onehot) / count
     if kind is losses.Focal:
-        # l = -(1-q)^g u with u = log q, q = p_y: dl/du = -(1-q)^g + g (1-q)^(g-1) q u, and
-        # du/dz = e_y - p. The second term -> 0 as q -> 1 for every g > 0.
+        # l = -(1-q)^g u with u = log q, q = p_y, du/dz = e_y - p, and
         # dl/du = (1-q)^(g-1) (g q u - (1-q)), with 1-q = -expm1(u) exact near q = 1.
         log_p = torch.log_softmax(logits, dim=1)
         u = log_p.gather(1, labels[:, None])
@@ -174,7 +177,7 @@ class _Problem:
         return new
 
     def rk4(self, state, etas) -> dict[str, torch.Tensor]:
-        """One classical Runge-Kutta step of dX/dt = -(eta_X / h) grad_X f over time h."""
+        """One classical Runge-Kutta step of the flow X' = -grad_X f, block X advanced by etas[X]."""
 
         def shifted(grads, fraction):
             out = dict(state)
@@ -203,15 +206,17 @@ def gradient(loss: str | Callable[..., torch.Tensor], W: torch.Tensor, H: torch.
     return {name: value[0] for name, value in grads.items()}
 
 
-def sphere(radius: float = 1.0, blocks: Sequence[str] = ("H",)) -> Callable:
-    """A ``project`` hook that rescales every column of the named blocks to norm ``radius``
-    (features on a sphere; for W it normalizes the columns, i.e. W^T's rows: use your own
-    hook for other constraints)."""
+def sphere(radius: float = 1.0, blocks: Sequence[str] = ("H",), *, ball: bool = False) -> Callable:
+    """A ``project`` hook putting each feature h_i (a column of H) and each class vector w_k
+    (a row of W) of the named blocks on the sphere of norm ``radius``, or with ``ball=True``
+    into the ball (only longer vectors shrink: the norm bounds of the unhinged paper's Lemma 1)."""
 
     def project(name: str, tensor: torch.Tensor) -> torch.Tensor:
         if name not in blocks:
             return tensor
-        return radius * tensor / torch.linalg.vector_norm(tensor, dim=-2, keepdim=True)
+        norms = torch.linalg.vector_norm(tensor, dim=-2 if name == "H" else -1, keepdim=True)
+        factor = radius / norms
+        return tensor * (factor.clamp(max=1.0) if ball else factor)
 
     return project
 
