@@ -200,3 +200,25 @@ def test_log_curvature_matches_direct_form_and_stays_finite(k):
     # asymptotes: -z/k - log k on the wrong side, -z on the right side
     np.testing.assert_allclose(rooted.log_rooted_curvature(far, k), [3000.0 / k - np.log(k), -3000.0], rtol=1e-12)
     np.testing.assert_allclose(rooted.log_rooted_curvature(Z, np.inf), np.log(rooted.logistic_curvature(Z)), rtol=1e-12)
+
+
+def _hard_separable(n=100, d=5, seed=4):
+    """Anisotropic inputs, labels by a direction the class means do not reveal, a thin margin."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(4 * n, d)) * np.logspace(0, -1, d)
+    score = X @ np.array([0.2, -0.3, 1.0, 2.0, -3.0])
+    keep = np.abs(score) > 0.05
+    return X[keep][:n], np.sign(score[keep][:n])
+
+
+def test_early_stop_keeps_the_hits_and_truncates():
+    X, y = _hard_separable()
+    full = rooted.gradient_descent(X, y, (None, 2.0), 2.0, iterations=2000)
+    early = rooted.gradient_descent(X, y, (None, 2.0), 2.0, iterations=2000, record=(5, 1999),
+                                    stop_when=lambda objective, errors: errors == 0)
+    np.testing.assert_array_equal(early.iterations_to_zero_error(), full.iterations_to_zero_error())
+    assert 5 < full.iterations_to_zero_error().min() and full.iterations_to_zero_error().max() < 2000
+    assert len(early.errors) == full.iterations_to_zero_error().max() + 1
+    np.testing.assert_allclose(early.objective, full.objective[:len(early.objective)], rtol=0)
+    np.testing.assert_array_equal(early.record, [5])
+    np.testing.assert_allclose(early.weights[0], rooted.gradient_descent(X, y, (None, 2.0), 2.0, 5, record=(5,)).weights[0])

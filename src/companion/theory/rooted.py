@@ -18,7 +18,7 @@ batched full-batch / mini-batch gradient descent over several losses and step si
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -251,13 +251,17 @@ class Trace:
 
 def gradient_descent(X: ArrayLike, y: ArrayLike, ks: Sequence[float | None], steps: ArrayLike,
                      iterations: int, *, batch_size: int | None = None, seed: int = 0,
-                     record: Sequence[int] = (), l2: float = 0.0) -> Trace:
+                     record: Sequence[int] = (), l2: float = 0.0,
+                     stop_when: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None) -> Trace:
     """Run w <- w - step * grad from w = 0 for every (k, step) row at once, float64.
 
     ``batch_size=None`` is full-batch gradient descent; otherwise each step uses a mini-batch
     drawn without replacement from a per-epoch seeded permutation shared by all rows (common
     random numbers, so rows differ only by loss and step). A diverging row turns into inf/NaN
     and is reported as such (errors count NaN margins as wrong); it never stops the others.
+    ``stop_when(objective_t, errors_t)`` returns, per row, whether that row has reached its
+    target; the run ends early once every row has reached it at least once or diverged, and
+    the trace then holds only the iterations run.
     """
     X, y = np.asarray(X, dtype=np.float64), _check_pm1(y)
     n, d = X.shape
@@ -274,6 +278,7 @@ def gradient_descent(X: ArrayLike, y: ArrayLike, ks: Sequence[float | None], ste
     rng = np.random.default_rng(seed)
     order, cursor = np.arange(n), n
     Xy = X * y[:, None]
+    finished = np.zeros(len(ks), dtype=bool)
 
     def slope_terms(z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """softplus(-z), (1 + e^(-z))^(1/k) and l'(z) = -(1 + e^(-z))^(1/k) sigma(-z), from one logaddexp."""
@@ -290,6 +295,13 @@ def gradient_descent(X: ArrayLike, y: ArrayLike, ks: Sequence[float | None], ste
             error_hist[t] = (~(z > 0)).sum(axis=0)
             if t in record_set:
                 weights[np.searchsorted(record, t)] = W
+            if stop_when is not None:
+                finished |= stop_when(objective_hist[t], error_hist[t]) | ~np.isfinite(objective_hist[t])
+                if finished.all():
+                    objective_hist, error_hist = objective_hist[:t + 1], error_hist[:t + 1]
+                    kept = record <= t
+                    record, weights = record[kept], weights[kept]
+                    break
             if t == iterations:
                 break
             if batch_size is None:
