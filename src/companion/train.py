@@ -219,10 +219,9 @@ def fit(
             row = {"epoch": epoch, "step": step, "lr": rate(step - 1), "train_loss": train_loss,
                    "train_acc": correct.item() / n, "seconds": seconds}
             if not diverged:  # a NaN model has nothing left to evaluate
-                with _autocast(device, use_amp):
-                    for name, (x_eval, y_eval) in (eval_sets or {}).items() if eval_due else ():
-                        result = evaluate(forward, x_eval, y_eval, eval_loss, preprocess=inputs)
-                        row[f"{name}_loss"], row[f"{name}_acc"] = result["loss"], result["acc"]
+                if eval_due and eval_sets:
+                    with _autocast(device, use_amp):
+                        row.update(_evaluate_sets(forward, eval_sets, eval_loss, inputs))
                 if callback_due:
                     model.eval()
                     row.update(callback(epoch, model))
@@ -236,6 +235,16 @@ def fit(
     history = pd.DataFrame(rows)
     history.attrs.update(history_attrs)
     return history
+
+
+def _evaluate_sets(model: nn.Module, eval_sets: Mapping[str, Any], loss_fn: LossFn,
+                   preprocess: Transform) -> dict[str, float]:
+    """``<name>_loss`` and ``<name>_acc`` of every eval set."""
+    columns = {}
+    for name, (x_eval, y_eval) in eval_sets.items():
+        result = evaluate(model, x_eval, y_eval, loss_fn, preprocess=preprocess)
+        columns[f"{name}_loss"], columns[f"{name}_acc"] = result["loss"], result["acc"]
+    return columns
 
 
 def _progress_bar(epochs: int, enabled: bool) -> Any:
