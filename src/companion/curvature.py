@@ -23,8 +23,8 @@ import numpy as np
 import torch
 from torch.func import functional_call, jacrev, jvp, vjp, vmap
 
-__all__ = ["flatten", "hvp", "hessian", "lanczos", "top_hessian_eigenvalues", "min_hessian_eigenvalue",
-           "empirical_ntk", "ntk_top_eigenvalue"]
+__all__ = ["flatten", "hvp", "hessian", "lanczos", "top_hessian_eigenvalues",
+           "min_hessian_eigenvalue", "empirical_ntk", "ntk_top_eigenvalue"]
 
 Closure = Callable[[], torch.Tensor]
 
@@ -62,7 +62,8 @@ class _HessianOperator:
         return torch.cat([h.reshape(-1) for h in products]).detach()
 
 
-def hvp(loss_closure: Closure, params: Iterable[torch.Tensor], vector: torch.Tensor) -> torch.Tensor:
+def hvp(loss_closure: Closure, params: Iterable[torch.Tensor],
+        vector: torch.Tensor) -> torch.Tensor:
     """The Hessian of the loss times ``vector`` (flat, length = number of parameters)."""
     return _HessianOperator(loss_closure, params)(vector)
 
@@ -120,8 +121,8 @@ def lanczos(matvec: Callable[[torch.Tensor], torch.Tensor], size: int, k: int = 
     values = theta[wanted]
     values = values[::-1] if which == "largest" else values
     if len(values) < k:
-        raise RuntimeError(f"Lanczos found an invariant subspace of dimension {len(theta)} < k={k}; "
-                           "restart with another seed")
+        raise RuntimeError(f"the Krylov space closed after {len(theta)} < k={k} steps (too few "
+                           "distinct eigenvalues, e.g. repeated ones): use a dense solver")
     return torch.from_numpy(values.copy())
 
 
@@ -211,11 +212,13 @@ def ntk_top_eigenvalue(model: torch.nn.Module, x: torch.Tensor, *, trace_outputs
     model), for the full (N*C) kernel only.
     """
     if method == "dense":
-        return torch.linalg.eigvalsh(empirical_ntk(model, x, trace_outputs=trace_outputs))[-1].item()
+        kernel = empirical_ntk(model, x, trace_outputs=trace_outputs)
+        return torch.linalg.eigvalsh(kernel)[-1].item()
     if method != "lanczos":
         raise ValueError(f"method must be 'dense' or 'lanczos', got {method!r}")
     if trace_outputs:
-        raise ValueError("the implicit (lanczos) NTK is the full N*C kernel; use trace_outputs=False")
+        raise ValueError("the implicit (lanczos) NTK is the full N*C kernel: "
+                         "use trace_outputs=False")
     params = _parameters(model)
     buffers = dict(model.named_buffers())
 
@@ -227,7 +230,8 @@ def ntk_top_eigenvalue(model: torch.nn.Module, x: torch.Tensor, *, trace_outputs
     def kernel_times(v: torch.Tensor) -> torch.Tensor:
         (cotangent,) = pullback(v.reshape(value.shape).to(value.dtype))
         with warnings.catch_warnings():  # torch's first forward-AD use scripts decompositions
-            warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=DeprecationWarning)
+            warnings.filterwarnings("ignore", message=".*torch.jit.script.*",
+                                    category=DeprecationWarning)
             return jvp(outputs, (params,), (cotangent,))[1].reshape(-1)
 
     return lanczos(kernel_times, value.numel(), 1, tol=tol, seed=seed, dtype=value.dtype,

@@ -3,7 +3,8 @@
 Free variables W (K, d), H (d, N) with class-major columns (column k*n + i has label k) and
 b (K,); logits Z = H^T W^T + b (N, K). The objective (nc_losses.md §1.1; unhinged.md §1.2)
 
-    f(W, H, b) = (1/N) sum_i loss(Z_i, y_i) + lambda_w/2 ||W||^2 + lambda_h/2 ||H||^2 + lambda_b/2 ||b||^2
+    f(W, H, b) = (1/N) sum_i loss(Z_i, y_i)
+                 + lambda_w/2 ||W||^2 + lambda_h/2 ||H||^2 + lambda_b/2 ||b||^2
 
 uses any loss of :mod:`companion.losses` with its mean reduction. The gradient is exact and
 cheap: G = dL/dZ (N, K) is closed form for ce, ls, focal, mse and unhinged and autograd on
@@ -63,7 +64,7 @@ def _as_loss(loss: str | Callable[..., torch.Tensor]) -> Callable[..., torch.Ten
     if isinstance(loss, str):
         return losses.get(loss, reduction="mean")
     if getattr(loss, "reduction", "mean") != "mean":
-        raise ValueError(f"the UFM objective averages the loss: pass reduction='mean', not {loss!r}")
+        raise ValueError(f"the UFM objective averages the loss: use reduction='mean', not {loss!r}")
     return loss
 
 
@@ -177,7 +178,7 @@ class _Problem:
         return new
 
     def rk4(self, state, etas) -> dict[str, torch.Tensor]:
-        """One classical Runge-Kutta step of the flow X' = -grad_X f, block X advanced by etas[X]."""
+        """One classical Runge-Kutta step of X' = -grad_X f, block X advanced by etas[X]."""
 
         def shifted(grads, fraction):
             out = dict(state)
