@@ -1,4 +1,5 @@
-"""Test-session settings shared by the unit tests and nbval.
+"""Test-session settings shared by the unit tests and nbval (at the root, so that
+``pytest notebooks/<paper>/NN.ipynb`` alone picks them up too).
 
 The environment is set at import, before nbval starts any kernel, so that notebook kernels
 inherit it: one BLAS/torch thread (stored outputs were produced that way), and a throw-away
