@@ -383,3 +383,12 @@ def test_for_gamma_equals_a_fresh_decomposition():
     for a, b in zip(other.evolve(3.0, 2.0), fresh.evolve(3.0, 2.0)):
         np.testing.assert_allclose(a, b, rtol=1e-13)
     np.testing.assert_allclose(other.norms(other.scalar_path([3.0], 2.0)), fresh.norms(fresh.scalar_path([3.0], 2.0)))
+
+
+def test_discrete_scalar_path_matches_the_product_of_steps():
+    H0, W0, _ = init(19)
+    modes = U.Modes.of(H0, W0, 0.3)
+    path = modes.scalar_path_discrete(0.4, [0, 7, 150], 0.5, 0.02, 0.05)
+    for t, k in enumerate([0, 7, 150]):
+        step = modes.scalars_discrete(np.full(k, 0.4), 0.5, 0.02, 0.05)
+        np.testing.assert_allclose(path[t], [step[name] for name in U.SPACES], rtol=1e-12)

@@ -310,6 +310,18 @@ class Modes:
         E = expm(zetas[:, None, None, None] * G[None])  # (T, 5, 2, 2)
         return E.sum(axis=-1)
 
+    def scalar_path_discrete(self, lr: float, steps: ArrayLike, s: float = 1.0, lambda_h: float = 0.0,
+                             lambda_w: float = 0.0) -> np.ndarray:
+        """(T, 5, 2) scalars (I + lr G(sigma))^k (1, 1) of gradient descent with a constant step, k in ``steps``."""
+        steps = np.atleast_1d(np.asarray(steps, dtype=np.float64))
+        D = np.array([np.sqrt(s), 1.0])
+        out = np.empty((len(steps), len(SPACES), 2))
+        for i, k in enumerate(SPACES):
+            mu, Q = _symmetric_form(self.sigma[k], s, lambda_h, lambda_w)
+            factors = (1.0 + lr * mu[None, :]) ** steps[:, None]  # (T, 2)
+            out[:, i, :] = D * ((factors * (Q.T @ (1.0 / D))[None, :]) @ Q.T)
+        return out
+
     @cached_property
     def _grams(self) -> tuple[np.ndarray, np.ndarray]:
         Hs = np.stack([self.parts[k][0].ravel() for k in SPACES])
