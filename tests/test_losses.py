@@ -115,6 +115,13 @@ def test_extreme_logits_stay_finite():
         assert torch.isfinite(value), name
 
 
+@pytest.mark.parametrize("gamma", [0.5, 1.0, 3.0])
+def test_focal_gradient_is_finite_when_p_y_rounds_to_one(gamma):
+    z = torch.tensor([[60.0, 0.0, 0.0]], requires_grad=True)  # p_y == 1 in float64
+    losses.get("focal", gamma=gamma)(z, torch.tensor([0])).backward()
+    assert torch.isfinite(z.grad).all()
+
+
 def test_half_precision_logits_give_float32_loss():
     value = losses.get("focal")(LOGITS.to(torch.bfloat16), TARGETS)
     assert value.dtype == torch.float32

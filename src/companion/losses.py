@@ -125,7 +125,10 @@ class Focal(Loss):
     def per_sample(self, logits, targets):
         log_p = _log_p_target(logits, targets)
         # 1 - p_y computed as -expm1(log p_y): exact near p_y = 1, where the weight matters.
-        return -((-torch.expm1(log_p)).clamp_min(0) ** self.gamma) * log_p
+        # Clamped at the smallest normal number, not 0: for gamma < 1 the derivative of
+        # x^gamma is infinite at x = 0 and would turn the (zero) gradient into 0 * inf = NaN.
+        tiny = torch.finfo(log_p.dtype).tiny
+        return -((-torch.expm1(log_p)).clamp_min(tiny) ** self.gamma) * log_p
 
 
 class MeanSquared(Loss):
