@@ -104,28 +104,40 @@ def to_module(params: Mapping[str, Tensor]) -> torch.nn.Module:
 
 
 # -- the engine -----------------------------------------------------------------------------------
+#
+# Notation: x~ = [x, 1] (K = d + 1 rows, the first-layer bias is the last input weight), the units
+# u of all members side by side (U in all), W1 stored as (K, U) and W2 as (C, U), the ReLU mask
+# M_un = 1[W1_u . x~_n > 0] of a width group laid out (G, h, N). Because relu(z) = M z,
+#
+#   logits_cn = sum_k x~_kn S_kcn + b2_c,   S = V M,  V_kcu = W1_ku W2_cu              (forward)
+#   dF/dW1_ku = sum_c W2_cu Q_kcu,   dF/dW2_cu = sum_k W1_ku Q_kcu,   Q = (M R^T)^T,
+#   R_kcn = x~_kn delta_cn,  delta = dF/dlogits                                          (backward)
+#
+# so each step touches the big (G, h, N) arrays four times (M written by a matmul, thresholded,
+# then read by two matmuls with K*C columns) instead of the nine passes of the textbook
+# forward/backward. Small axes (K, C) are never innermost: torch's CPU kernels crawl over them.
 
 
 @dataclass
 class _Group:
-    """The members of one width: parameter and gradient views into the flat vectors, buffers."""
+    """The members of one width: their slots (rows of per-member arrays) and units, buffers."""
 
     width: int
-    slots: slice                 # their rows in every (M, ...) tensor
-    w1: Tensor                   # (G, h, d+1): input weights with the bias as the last column
-    w2: Tensor                   # (G, C, h)
-    g_w1: Tensor
-    g_w2: Tensor
-    hidden: Tensor               # (G, h, N) activations
-    back: Tensor                 # (G, h, N) gradient wrt activations
-    inputs_t: Tensor             # (G, d+1, N) augmented inputs, transposed (expanded view)
-    inputs: Tensor               # (G, N, d+1)
-    eval_buffers: dict[str, tuple[Tensor, Tensor]] = field(default_factory=dict)
+    slots: slice                 # rows in every (M, ...) array
+    units: slice                 # rows in every (U, ...) array
+    mask: Tensor                 # (G, h, N): W1 x~, then the ReLU mask 1[W1 x~ > 0]
+    q: Tensor                    # (G, h, K*C): M R^T
+    eval_masks: dict[str, Tensor] = field(default_factory=dict)   # the same on each eval set
+
+    @property
+    def count(self) -> int:
+        return self.slots.stop - self.slots.start
 
 
 def _augment(x: Tensor) -> Tensor:
-    """[x, 1]: the bias of the first layer becomes the last input weight."""
-    return torch.cat([x, torch.ones(x.shape[0], 1, dtype=x.dtype, device=x.device)], dim=1)
+    """[x, 1]^T, shape (K, N): the bias of the first layer becomes the last input weight."""
+    ones = torch.ones(x.shape[0], 1, dtype=x.dtype, device=x.device)
+    return torch.cat([x, ones], dim=1).T.contiguous()
 
 
 class EnsembleState:
@@ -182,62 +194,63 @@ class _Engine:
         self.x, self.y, self.num_classes, self.steps = x, y, num_classes, steps
         dtype, device = x.dtype, x.device
         n, d = x.shape
-        k = d + 1
+        k, c = d + 1, num_classes
         # slots: members sorted by width (stable), so that each width is one contiguous block
         order = sorted(range(len(self.members)), key=lambda i: self.members[i].width)
         self.member_of_slot = order
         self.slot_of = {member: slot for slot, member in enumerate(order)}
         widths = [self.members[i].width for i in order]
-        blocks = [(w, widths.index(w), widths.count(w)) for w in dict.fromkeys(widths)]
-        sizes = [count * w * (k + num_classes) for w, _, count in blocks]
-        total = sum(sizes) + len(order) * num_classes
-        self.theta = torch.empty(total, dtype=dtype, device=device)
+        m, units = len(order), sum(widths)
+        # one flat parameter vector [W1 (K, U) | W2 (C, U) | b2 (M, C)], gradient alike
+        self.theta = torch.zeros(units * (k + c) + m * c, dtype=dtype, device=device)
         self.grad = torch.zeros_like(self.theta)
-        neg_lr = torch.empty_like(self.theta)
-        x_aug_t = _augment(x).T.contiguous()
+        self.w1 = self.theta[: units * k].view(k, units)
+        self.w2 = self.theta[units * k: units * (k + c)].view(c, units)
+        self.b2 = self.theta[units * (k + c):].view(m, c, 1)
+        self.g_w1 = self.grad[: units * k].view(k, units)
+        self.g_w2 = self.grad[units * k: units * (k + c)].view(c, units)
+        self.g_b2 = self.grad[units * (k + c):].view(m, c, 1)
+        unit_lr = torch.tensor([-float(self.members[i].lr) for i in order for _ in
+                                range(self.members[i].width)], dtype=dtype, device=device)
+        slot_lr = torch.tensor([-float(self.members[i].lr) for i in order], dtype=dtype, device=device)
+        self.neg_lr = torch.cat([unit_lr.repeat(k), unit_lr.repeat(c), slot_lr.repeat_interleave(c)])
+        self.unit_start = np.cumsum([0] + widths)[:-1].tolist()
+        for slot, member_index in enumerate(order):
+            member, first = self.members[member_index], self.unit_start[slot]
+            p = init_parameters(d, member.width, c, member.seed, dtype=dtype, device=device)
+            cols = slice(first, first + member.width)
+            self.w1[:d, cols] = p["W1"].T
+            self.w1[d, cols] = p["b1"]
+            self.w2[:, cols] = p["W2"]
+        self.x_t = _augment(x)
+        self.eval_inputs = {name: _augment(xe.to(dtype=dtype, device=device))
+                            for name, (xe, _) in eval_sets.items()}
         self.groups: list[_Group] = []
-        offset = 0
-        for (width, start, count), size in zip(blocks, sizes):
-            n_w1 = count * width * k
-            views = [t[offset: offset + size] for t in (self.theta, self.grad, neg_lr)]
-            shape1, shape2 = (count, width, k), (count, num_classes, width)
-            group = _Group(
-                width=width, slots=slice(start, start + count),
-                w1=views[0][:n_w1].view(shape1), w2=views[0][n_w1:].view(shape2),
-                g_w1=views[1][:n_w1].view(shape1), g_w2=views[1][n_w1:].view(shape2),
-                hidden=torch.empty(count, width, n, dtype=dtype, device=device),
-                back=torch.empty(count, width, n, dtype=dtype, device=device),
-                inputs_t=x_aug_t.expand(count, k, n), inputs=x_aug_t.T.expand(count, n, k))
-            for j in range(count):
-                member = self.members[order[start + j]]
-                p = init_parameters(d, width, num_classes, member.seed, dtype=dtype, device=device)
-                group.w1[j, :, :d] = p["W1"]
-                group.w1[j, :, d] = p["b1"]
-                group.w2[j] = p["W2"]
-                lr = torch.tensor(-float(member.lr), dtype=dtype)
-                views[2][j * width * k: (j + 1) * width * k] = lr
-                views[2][n_w1 + j * num_classes * width: n_w1 + (j + 1) * num_classes * width] = lr
-            for name, (xe, _) in eval_sets.items():
-                group.eval_buffers[name] = (
-                    _augment(xe.to(dtype=dtype, device=device)).T.contiguous().expand(count, k, xe.shape[0]),
-                    torch.empty(count, width, xe.shape[0], dtype=dtype, device=device))
+        for width in dict.fromkeys(widths):
+            start, count = widths.index(width), widths.count(width)
+            first = self.unit_start[start]
+            group = _Group(width=width, slots=slice(start, start + count),
+                           units=slice(first, first + count * width),
+                           mask=torch.empty(count, width, n, dtype=dtype, device=device),
+                           q=torch.empty(count, width, k * c, dtype=dtype, device=device))
+            for name, xe_t in self.eval_inputs.items():
+                group.eval_masks[name] = torch.empty(count, width, xe_t.shape[1], dtype=dtype,
+                                                     device=device)
             self.groups.append(group)
-            offset += size
-        m = len(order)
-        self.b2 = self.theta[offset:].view(m, num_classes, 1)
-        self.g_b2 = self.grad[offset:].view(m, num_classes, 1)
-        self.b2.zero_()
-        neg_lr[offset:] = torch.tensor([-float(self.members[i].lr) for i in order],
-                                       dtype=dtype, device=device).repeat_interleave(num_classes)
-        self.neg_lr = neg_lr
-        self.logits = torch.empty(m, num_classes, n, dtype=dtype, device=device)
+        self.v = torch.empty(k, c, units, dtype=dtype, device=device)
+        self.q = torch.empty(k, c, units, dtype=dtype, device=device)
+        self.zero = torch.zeros((), dtype=dtype, device=device)
+        self.s = torch.empty(m, k, c, n, dtype=dtype, device=device)
+        self.r = torch.empty(m, k, c, n, dtype=dtype, device=device)
+        self.x_k = self.x_t.view(1, k, 1, n)
+        self.logits = torch.empty(m, c, n, dtype=dtype, device=device)
         self.delta = torch.empty_like(self.logits)
-        self.onehot_t = torch.nn.functional.one_hot(y, num_classes).T.to(dtype).contiguous()  # (C, N)
+        self.onehot_t = torch.nn.functional.one_hot(y, c).T.to(dtype).contiguous()  # (C, N)
         self.eval_sets = {name: (xe, ye.to(device)) for name, (xe, ye) in eval_sets.items()}
         self._build_weight_tables(steps, dtype, device)
 
     def _build_weight_tables(self, steps: int, dtype: torch.dtype, device: torch.device) -> None:
-        """Gamma(t) for t = 0..steps of every distinct schedule (row 0 of the table: all ones)."""
+        """Gamma(t) for t = 0..steps of every distinct schedule (table 0: all ones)."""
         distinct: dict[str, int] = {}
         tables = [torch.ones(steps + 1, self.num_classes, dtype=torch.float64)]
         index = []
@@ -259,31 +272,43 @@ class _Engine:
         """Gamma(step) per slot, shape (M, C)."""
         return self.weight_tables[step].index_select(0, self.table_of_slot)
 
+    def _logits(self, inputs_t: Tensor, buffers: Sequence[Tensor], out: Tensor,
+                s: Tensor) -> None:
+        """Logits of every member on inputs x~ (K, N') into ``out`` (M, C, N'); leaves the masks
+        in ``buffers`` (one (G, h, N') per group) and S in ``s`` (M, K, C, N')."""
+        m, k, c, n = s.shape
+        torch.mul(self.w1.unsqueeze(1), self.w2.unsqueeze(0), out=self.v)
+        for g, mask in zip(self.groups, buffers):
+            w1 = self.w1[:, g.units].view(k, g.count, g.width).permute(1, 2, 0)   # (G, h, K)
+            torch.bmm(w1, inputs_t.expand(g.count, k, n), out=mask)
+            mask.gt_(self.zero)
+            v = self.v.view(k * c, -1)[:, g.units].view(k * c, g.count, g.width).transpose(0, 1)
+            torch.bmm(v, mask, out=s[g.slots].view(g.count, k * c, n))
+        torch.sum(s.mul_(inputs_t.view(1, k, 1, n)), dim=1, out=out)
+        out.add_(self.b2)
+
     def forward(self) -> None:
-        for g in self.groups:
-            torch.bmm(g.w1, g.inputs_t, out=g.hidden)
-            g.hidden.clamp_min_(0)
-            torch.baddbmm(self.b2[g.slots], g.w2, g.hidden, out=self.logits[g.slots])
+        self._logits(self.x_t, [g.mask for g in self.groups], self.logits, self.s)
 
     def eval_logits(self, name: str) -> Tensor:
-        out = []
-        for g in self.groups:
-            inputs_t, hidden = g.eval_buffers[name]
-            torch.bmm(g.w1, inputs_t, out=hidden)
-            hidden.clamp_min_(0)
-            out.append(torch.baddbmm(self.b2[g.slots], g.w2, hidden))
-        return torch.cat(out)
+        xe_t = self.eval_inputs[name]
+        m, k, c, _ = self.s.shape
+        out = torch.empty(m, c, xe_t.shape[1], dtype=self.s.dtype, device=self.s.device)
+        s = torch.empty(m, k, c, xe_t.shape[1], dtype=self.s.dtype, device=self.s.device)
+        self._logits(xe_t, [g.eval_masks[name] for g in self.groups], out, s)
+        return out
 
     def per_sample_loss(self, logits: Tensor, y: Tensor) -> Tensor:
         """The base loss of every member and sample, (M, N), from (M, C, N) logits and y (N,)."""
         m, c, n = logits.shape
         if self.fast_ce:
-            return -torch.log_softmax(logits, dim=1).gather(1, y.view(1, 1, n).expand(m, 1, n)).squeeze(1)
+            target = y.view(1, 1, n).expand(m, 1, n)
+            return -torch.log_softmax(logits, dim=1).gather(1, target).squeeze(1)
         flat = logits.transpose(1, 2).reshape(m * n, c)
         return self.loss.per_sample(flat, y.repeat(m)).view(m, n)
 
     def loss_gradient(self, sample_weights: Tensor) -> None:
-        """delta = d(mean_n w_n l_n)/d logits for every member, into ``self.delta`` (M, C, N)."""
+        """delta = d(sum_n w_n l_n)/d logits for every member, into ``self.delta`` (M, C, N)."""
         logits, delta = self.logits, self.delta
         m, c, n = logits.shape
         if self.fast_ce:
@@ -300,22 +325,23 @@ class _Engine:
         delta.copy_(grad.view(m, n, c).transpose(1, 2))
 
     def backward_and_update(self) -> None:
+        m, k, c, n = self.r.shape
+        torch.mul(self.x_k, self.delta.unsqueeze(1), out=self.r)
+        q = self.q.view(k * c, -1)
         for g in self.groups:
-            delta = self.delta[g.slots]
-            torch.bmm(delta, g.hidden.transpose(1, 2), out=g.g_w2)
-            torch.bmm(g.w2.transpose(1, 2), delta, out=g.back)
-            # relu'(z) = 1[z > 0] = 1[hidden > 0]: the kernel autograd itself uses for ReLU
-            torch.ops.aten.threshold_backward.grad_input(g.back, g.hidden, 0.0, grad_input=g.back)
-            torch.bmm(g.back, g.inputs, out=g.g_w1)
+            r_t = self.r[g.slots].view(g.count, k * c, n).transpose(1, 2)
+            torch.bmm(g.mask, r_t, out=g.q)   # (G, h, KC): the fast orientation for this product
+            q[:, g.units].view(k * c, g.count, g.width).copy_(g.q.permute(2, 0, 1))
+        torch.sum(self.q * self.w2.unsqueeze(0), dim=1, out=self.g_w1)
+        torch.sum(self.q * self.w1.unsqueeze(1), dim=0, out=self.g_w2)
         torch.sum(self.delta, dim=2, keepdim=True, out=self.g_b2)
         self.theta.addcmul_(self.grad, self.neg_lr)
 
     def parameters(self, member: int) -> dict[str, Tensor]:
         slot = self.slot_of[member]
-        group = next(g for g in self.groups if g.slots.start <= slot < g.slots.stop)
-        j = slot - group.slots.start
-        return {"W1": group.w1[j, :, :-1].clone(), "b1": group.w1[j, :, -1].clone(),
-                "W2": group.w2[j].clone(), "b2": self.b2[slot, :, 0].clone()}
+        cols = slice(self.unit_start[slot], self.unit_start[slot] + self.members[member].width)
+        return {"W1": self.w1[:-1, cols].T.clone(), "b1": self.w1[-1, cols].clone(),
+                "W2": self.w2[:, cols].clone(), "b2": self.b2[slot, :, 0].clone()}
 
 
 def _check(members: Sequence[Member], x: Tensor, y: Tensor, num_classes: int, steps: int,
