@@ -18,12 +18,15 @@ after every step (:func:`sphere` for features on a sphere), features normalized 
 loss (``normalize_features``: logits W h/||h|| + b, the FNPAL form of the unhinged paper's
 Theorem 7), and a history of any metrics every ``record_every`` steps. A list of seeds
 trains that many independent models at once (batched matrix products).
+:func:`compare_losses` trains several losses from the same seeds and tabulates their final
+states (:func:`final_state`: NC metrics, margins, norms, bias).
 """
 
 from __future__ import annotations
 
+import copy
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +36,7 @@ import torch
 from companion import losses
 
 __all__ = ["UFMResult", "train", "objective", "gradient", "class_major_labels", "sphere",
-           "nc_metrics"]
+           "nc_metrics", "final_state", "LossComparison", "compare_losses"]
 
 BLOCKS = ("W", "H", "b")
 Metrics = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], dict[str, float]]
@@ -349,3 +352,86 @@ def train(loss: str | Callable[..., torch.Tensor], num_classes: int, per_class: 
         return UFMResult(state["W"][0], state["H"][0], state["b"][0], labels, history,
                          seeds, diverged)
     return UFMResult(state["W"], state["H"], state["b"], labels, history, seeds, diverged)
+
+
+# -- several losses side by side -------------------------------------------------------------
+
+
+def _rms_norm(x: torch.Tensor, dim: int) -> float:
+    """sqrt(mean of the squared norms along ``dim``), scaled first so a blown-up run does not overflow."""
+    peak = x.abs().max()
+    if not torch.isfinite(peak) or peak == 0:
+        return float(peak)
+    return float(peak * (x / peak).pow(2).sum(dim).mean().sqrt())
+
+
+def final_state(result: UFMResult) -> pd.DataFrame:
+    """The final (W, H, b) of a run, one row per seed.
+
+    Columns: ``seed``, ``steps`` and ``objective``, ``loss`` (the mean data term) of the
+    last recorded step, ``diverged``; the NC metrics of :func:`nc_metrics` (NaN when the
+    state is not finite); the margins z_y - max_{j != y} z_j over the samples
+    (``margin_mean``, ``margin_min``, ``margin_max``); the root-mean-square class-vector and
+    feature norms ``w_norm`` = sqrt(mean_k ||w_k||^2), ``h_norm`` = sqrt(mean_i ||h_i||^2)
+    (overflow-safe, so a run that blew up shows how far); the bias ``bias_mean`` and
+    ``bias_spread`` (largest minus smallest entry).
+    """
+    from companion.metrics import margins
+
+    W, H, b = result.W, result.H, result.b
+    if W.ndim == 2:  # a single-seed run: give it the seed axis
+        W, H, b = W[None], H[None], b[None]
+    seeds = result.seeds or list(range(len(W)))
+    history = result.history if "seed" in result.history else result.history.assign(seed=seeds[0])
+    rows = []
+    for i, s in enumerate(seeds):
+        last = history[history["seed"] == s].iloc[-1]
+        row = {"seed": s, "steps": int(last["step"]), "loss": float(last["loss"]),
+               "objective": float(last["objective"]), "diverged": bool(result.diverged)}
+        finite = bool(torch.isfinite(W[i]).all() and torch.isfinite(H[i]).all()
+                      and torch.isfinite(b[i]).all())
+        nc = nc_metrics(W[i], H[i], b[i]) if finite else {}
+        row.update({k: nc.get(k, math.nan) for k in ("nc1", "nc2_w", "nc2_h", "nc3", "nc4", "wmu_b")})
+        margin = margins(H[i].T @ W[i].T + b[i], result.labels.to(H.device))
+        row.update(margin_mean=float(margin.mean()), margin_min=float(margin.min()),
+                   margin_max=float(margin.max()), w_norm=_rms_norm(W[i], 1),
+                   h_norm=_rms_norm(H[i], 0), bias_mean=float(b[i].mean()),
+                   bias_spread=float(b[i].max() - b[i].min()))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+@dataclass
+class LossComparison:
+    """:func:`compare_losses`' output: the runs by name, every history and every final
+    state stacked with a ``name`` column (one row per recorded step / per seed)."""
+
+    runs: dict[str, UFMResult]
+    history: pd.DataFrame
+    final: pd.DataFrame
+
+
+def compare_losses(losses_by_name: Mapping[str, str | Callable[..., torch.Tensor]],
+                   num_classes: int, per_class: int, dim: int, *,
+                   seed: int | Sequence[int] = (0,), **train_kwargs: Any) -> LossComparison:
+    """Train the UFM once per loss with the same settings and seeds, and collect the results.
+
+    ``losses_by_name`` maps a name to a loss name or object; a loss object is deep-copied
+    before its run, so a stateful one (``losses.DynamicalLoss``) starts at step 0 every time
+    and the caller's object is left as it was. Every run uses the same seeds, hence the same
+    initial W and H. ``train_kwargs`` go to :func:`train` (lambda_w, lambda_h, steps, lr,
+    ...). The final table is :func:`final_state` of every run.
+    """
+    seeds = [seed] if isinstance(seed, int) else list(seed)
+    runs: dict[str, UFMResult] = {}
+    histories, finals = [], []
+    for name, loss in losses_by_name.items():
+        fresh = loss if isinstance(loss, str) else copy.deepcopy(loss)
+        result = train(fresh, num_classes, per_class, dim, seed=seeds, **train_kwargs)
+        runs[name] = result
+        histories.append(result.history.assign(name=name))
+        finals.append(final_state(result).assign(name=name))
+    history = pd.concat(histories, ignore_index=True)
+    final = pd.concat(finals, ignore_index=True)
+    ordered = ["name"] + [c for c in final.columns if c != "name"]
+    return LossComparison(runs, history, final[ordered])
