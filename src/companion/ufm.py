@@ -357,8 +357,11 @@ def train(loss: str | Callable[..., torch.Tensor], num_classes: int, per_class: 
 # -- several losses side by side -------------------------------------------------------------
 
 
+NC_KEYS = ("nc1", "nc2_w", "nc2_h", "nc3", "nc4", "wmu_b")
+
+
 def _rms_norm(x: torch.Tensor, dim: int) -> float:
-    """sqrt(mean of the squared norms along ``dim``), scaled first so a blown-up run does not overflow."""
+    """sqrt(mean of the squared norms along ``dim``), scaled first: a blown-up run cannot overflow."""
     peak = x.abs().max()
     if not torch.isfinite(peak) or peak == 0:
         return float(peak)
@@ -391,7 +394,7 @@ def final_state(result: UFMResult) -> pd.DataFrame:
         finite = bool(torch.isfinite(W[i]).all() and torch.isfinite(H[i]).all()
                       and torch.isfinite(b[i]).all())
         nc = nc_metrics(W[i], H[i], b[i]) if finite else {}
-        row.update({k: nc.get(k, math.nan) for k in ("nc1", "nc2_w", "nc2_h", "nc3", "nc4", "wmu_b")})
+        row.update({k: nc.get(k, math.nan) for k in NC_KEYS})
         margin = margins(H[i].T @ W[i].T + b[i], result.labels.to(H.device))
         row.update(margin_mean=float(margin.mean()), margin_min=float(margin.min()),
                    margin_max=float(margin.max()), w_norm=_rms_norm(W[i], 1),
