@@ -361,7 +361,7 @@ NC_KEYS = ("nc1", "nc2_w", "nc2_h", "nc3", "nc4", "wmu_b")
 
 
 def _rms_norm(x: torch.Tensor, dim: int) -> float:
-    """sqrt(mean of the squared norms along ``dim``), scaled first: a blown-up run cannot overflow."""
+    """sqrt(mean squared norm along ``dim``), scaled first: no overflow for a blown-up run."""
     peak = x.abs().max()
     if not torch.isfinite(peak) or peak == 0:
         return float(peak)
