@@ -392,3 +392,22 @@ def test_discrete_scalar_path_matches_the_product_of_steps():
     for t, k in enumerate([0, 7, 150]):
         step = modes.scalars_discrete(np.full(k, 0.4), 0.5, 0.02, 0.05)
         np.testing.assert_allclose(path[t], [step[name] for name in U.SPACES], rtol=1e-12)
+
+
+@pytest.mark.parametrize("rescaled", [False, True])
+def test_angle_recursion_matches_gd_and_the_printed_cosine_recursion(rescaled):
+    gamma = 0.25
+    H0, W, _ = init(20)
+    W = W - W.mean(axis=0)
+    lrs = 6.0 * (1 + np.arange(800)) ** -0.2
+    xi = np.append(lrs[1:] / lrs[:-1], 1.0)
+    H, record = U.spherical_gd(H0, W, gamma, lrs, rescaled=rescaled)
+    theta0, alpha0, norm0 = U.spherical_start(H0, W, gamma, lrs[0], rescaled=rescaled)
+    out = U.spherical_recursion(theta0, alpha0, norm0, xi, rescaled=rescaled)
+    np.testing.assert_allclose(out["error"], record["direction_error"], rtol=1e-9, atol=1e-14)
+    np.testing.assert_allclose(out["norm"], record["norm"], rtol=1e-12)
+    betas, _ = U.cosine_recursion(np.cos(theta0), alpha0, xi, rescaled=rescaled)
+    np.testing.assert_allclose(np.cos(out["theta"]), betas[-1], atol=1e-12)
+    # the errors fall to or below sqrt(eps) ~ 1e-8 per column, where 1 - cos loses all digits:
+    # the angle form still matches GD to 1e-9 relative there
+    assert record["direction_error"][-1] < (1e-9 if rescaled else 1e-6)

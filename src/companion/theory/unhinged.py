@@ -582,6 +582,51 @@ def cosine_recursion(beta0: ArrayLike, alpha0: ArrayLike, xi: ArrayLike, rescale
     return np.stack(betas), np.stack(alphas)
 
 
+def spherical_recursion(theta0: ArrayLike, alpha0: ArrayLike, norm0: ArrayLike, xi: ArrayLike,
+                        rescaled: bool = False) -> dict[str, np.ndarray]:
+    """Lemma 10 in angle form, stable where the cosine recursion loses digits (beta -> 1).
+
+    A GD step turns h_t towards its prototype by arctan(alpha_t sin theta_t) in their common
+    plane: theta_{t+1} = theta_t - arctan(alpha_t sin theta_t), ||h_{t+1}||^2 = ||h_t||^2 (1 + alpha_t^2 sin^2 theta_t),
+    and alpha follows :func:`cosine_recursion`. The last axis indexes the columns of H (leading
+    axes, e.g. several learning rates, are kept); ``norm0`` holds the columns' initial norms.
+    Returns, for t = 0..T, ``error`` = ||H_hat - W_hat (I kron 1^T)||_F = sqrt(sum 4 sin^2(theta/2))
+    and ``norm`` = ||H_t||_F, and the final ``theta``.
+    """
+    theta = np.array(theta0, dtype=np.float64)
+    alpha = np.array(alpha0, dtype=np.float64) * np.ones_like(theta)
+    norm2 = np.array(norm0, dtype=np.float64) ** 2 * np.ones_like(theta)
+    errors, norms = [], []
+
+    def log() -> None:
+        errors.append(np.sqrt(np.sum(4 * np.sin(theta / 2) ** 2, axis=-1)))
+        norms.append(np.sqrt(np.sum(norm2, axis=-1)))
+
+    log()
+    for x in np.asarray(xi, dtype=np.float64):
+        turn = alpha * np.sin(theta)
+        grow = 1.0 + turn**2
+        theta = theta - np.arctan(turn)
+        norm2 = norm2 * grow
+        alpha = x * alpha / (np.sqrt(grow) if rescaled else grow)
+        log()
+    return {"error": np.stack(errors), "norm": np.stack(norms), "theta": theta}
+
+
+def spherical_start(H0: np.ndarray, W: np.ndarray, gamma: float, lr: float,
+                    rescaled: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(theta0, alpha0, norm0) per column for :func:`spherical_recursion`: the angle to the own
+    prototype, alpha0 = (1+gamma) lr ||w||/(CN ||h||^2) (times ||h|| with RLR) and ||h||."""
+    own = np.repeat(W, H0.shape[1] // W.shape[0], axis=0).T
+    norm_h, norm_w = np.linalg.norm(H0, axis=0), np.linalg.norm(own, axis=0)
+    cos = np.clip(np.sum(own * H0, axis=0) / (norm_h * norm_w), -1.0, 1.0)
+    # the angle from the cross-product norm too, so that small angles keep their digits
+    sin = np.linalg.norm(H0 / norm_h - own / norm_w * cos, axis=0)
+    theta = np.arctan2(sin, cos)
+    step = (1 + gamma) * lr / H0.shape[1] * (norm_h if rescaled else 1.0)
+    return theta, step * norm_w / norm_h**2, norm_h
+
+
 # -- Theorem 8: constant NTK -> linear dynamics ---------------------------------------------
 
 
