@@ -411,3 +411,24 @@ def test_angle_recursion_matches_gd_and_the_printed_cosine_recursion(rescaled):
     # the errors fall to or below sqrt(eps) ~ 1e-8 per column, where 1 - cos loses all digits:
     # the angle form still matches GD to 1e-9 relative there
     assert record["direction_error"][-1] < (1e-9 if rescaled else 1e-6)
+
+
+def test_angle_recursion_mixes_plain_and_rescaled_runs():
+    H0, W, _ = init(21)
+    W = W - W.mean(axis=0)
+    starts = [U.spherical_start(H0, W, 0.25, 2.0, rescaled=r) for r in (False, True)]
+    both = U.spherical_recursion(*[np.stack([s[i] for s in starts]) for i in range(3)], np.ones(50), rescaled=[False, True])
+    for k, r in enumerate((False, True)):
+        alone = U.spherical_recursion(*starts[k], np.ones(50), rescaled=r)
+        np.testing.assert_allclose(both["error"][:, k], alone["error"], rtol=1e-14)
+        np.testing.assert_allclose(both["norm"][:, k], alone["norm"], rtol=1e-14)
+
+
+def test_angle_recursion_records_every_k_steps():
+    H0, W, _ = init(22)
+    W = W - W.mean(axis=0)
+    start = U.spherical_start(H0, W, 0.25, 2.0)
+    every = U.spherical_recursion(*start, np.ones(25))
+    sparse = U.spherical_recursion(*start, np.ones(25), record_every=10)
+    np.testing.assert_array_equal(sparse["step"], [0, 10, 20, 25])
+    np.testing.assert_allclose(sparse["error"], every["error"][[0, 10, 20, 25]], rtol=1e-15)

@@ -583,34 +583,40 @@ def cosine_recursion(beta0: ArrayLike, alpha0: ArrayLike, xi: ArrayLike, rescale
 
 
 def spherical_recursion(theta0: ArrayLike, alpha0: ArrayLike, norm0: ArrayLike, xi: ArrayLike,
-                        rescaled: bool = False) -> dict[str, np.ndarray]:
+                        rescaled: bool | ArrayLike = False, record_every: int = 1) -> dict[str, np.ndarray]:
     """Lemma 10 in angle form, stable where the cosine recursion loses digits (beta -> 1).
 
     A GD step turns h_t towards its prototype by arctan(alpha_t sin theta_t) in their common
     plane: theta_{t+1} = theta_t - arctan(alpha_t sin theta_t), ||h_{t+1}||^2 = ||h_t||^2 (1 + alpha_t^2 sin^2 theta_t),
     and alpha follows :func:`cosine_recursion`. The last axis indexes the columns of H (leading
     axes, e.g. several learning rates, are kept); ``norm0`` holds the columns' initial norms.
-    Returns, for t = 0..T, ``error`` = ||H_hat - W_hat (I kron 1^T)||_F = sqrt(sum 4 sin^2(theta/2))
-    and ``norm`` = ||H_t||_F, and the final ``theta``.
+    ``rescaled`` (RLR) may be an array over the leading axes, so plain and RLR runs share one loop.
+    Returns, at ``step`` = 0, record_every, ... and T, ``error`` = ||H_hat - W_hat (I kron 1^T)||_F
+    = sqrt(sum 4 sin^2(theta/2)) and ``norm`` = ||H_t||_F, and the final ``theta``.
     """
     theta = np.array(theta0, dtype=np.float64)
     alpha = np.array(alpha0, dtype=np.float64) * np.ones_like(theta)
     norm2 = np.array(norm0, dtype=np.float64) ** 2 * np.ones_like(theta)
-    errors, norms = [], []
+    rescaled = np.asarray(rescaled, dtype=bool)
+    rescaled = rescaled.reshape(rescaled.shape + (1,) * (theta.ndim - rescaled.ndim))
+    xi = np.asarray(xi, dtype=np.float64)
+    steps, errors, norms = [], [], []
 
-    def log() -> None:
+    def log(step: int) -> None:
+        steps.append(step)
         errors.append(np.sqrt(np.sum(4 * np.sin(theta / 2) ** 2, axis=-1)))
         norms.append(np.sqrt(np.sum(norm2, axis=-1)))
 
-    log()
-    for x in np.asarray(xi, dtype=np.float64):
+    log(0)
+    for t, x in enumerate(xi, start=1):
         turn = alpha * np.sin(theta)
         grow = 1.0 + turn**2
         theta = theta - np.arctan(turn)
         norm2 = norm2 * grow
-        alpha = x * alpha / (np.sqrt(grow) if rescaled else grow)
-        log()
-    return {"error": np.stack(errors), "norm": np.stack(norms), "theta": theta}
+        alpha = x * alpha / np.where(rescaled, np.sqrt(grow), grow)
+        if t % record_every == 0 or t == len(xi):
+            log(t)
+    return {"step": np.array(steps), "error": np.stack(errors), "norm": np.stack(norms), "theta": theta}
 
 
 def spherical_start(H0: np.ndarray, W: np.ndarray, gamma: float, lr: float,
