@@ -128,6 +128,13 @@ class _Group:
     mask: Tensor                 # (G, h, N): W1 x~, then the ReLU mask 1[W1 x~ > 0]
     q: Tensor                    # (G, h, K*C): M R^T
     eval_masks: dict[str, Tensor] = field(default_factory=dict)   # the same on each eval set
+    # views into the engine's arrays, made once (a view per step costs as much as a small op)
+    w1: Tensor | None = None     # (G, h, K) of W1
+    v: Tensor | None = None      # (G, K*C, h) of V
+    s: Tensor | None = None      # (G, K*C, N) of S
+    r_t: Tensor | None = None    # (G, N, K*C) of R
+    q_dest: Tensor | None = None  # (K*C, G, h) of Q
+    inputs_t: Tensor | None = None  # (G, K, N) of x~
 
     @property
     def count(self) -> int:
@@ -245,6 +252,12 @@ class _Engine:
         self.x_k = self.x_t.view(1, k, 1, n)
         self.logits = torch.empty(m, c, n, dtype=dtype, device=device)
         self.delta = torch.empty_like(self.logits)
+        for g in self.groups:
+            g.w1, g.v = self._group_views(g)
+            g.s = self.s[g.slots].view(g.count, k * c, n)
+            g.r_t = self.r[g.slots].view(g.count, k * c, n).transpose(1, 2)
+            g.q_dest = self.q.view(k * c, units)[:, g.units].view(k * c, g.count, g.width)
+            g.inputs_t = self.x_t.expand(g.count, k, n)
         self.onehot_t = torch.nn.functional.one_hot(y, c).T.to(dtype).contiguous()  # (C, N)
         self.eval_sets = {name: (xe, ye.to(device)) for name, (xe, ye) in eval_sets.items()}
         self._build_weight_tables(steps, dtype, device)
@@ -272,6 +285,14 @@ class _Engine:
         """Gamma(step) per slot, shape (M, C)."""
         return self.weight_tables[step].index_select(0, self.table_of_slot)
 
+    def _group_views(self, g: _Group) -> tuple[Tensor, Tensor]:
+        """(W1 as (G, h, K), V as (G, K*C, h)) of group g: strided views, no copies."""
+        k, units = self.w1.shape
+        c = self.w2.shape[0]
+        w1 = self.w1[:, g.units].view(k, g.count, g.width).permute(1, 2, 0)
+        v = self.v.view(k * c, units)[:, g.units].view(k * c, g.count, g.width).transpose(0, 1)
+        return w1, v
+
     def _logits(self, inputs_t: Tensor, buffers: Sequence[Tensor], out: Tensor,
                 s: Tensor) -> None:
         """Logits of every member on inputs x~ (K, N') into ``out`` (M, C, N'); leaves the masks
@@ -279,16 +300,22 @@ class _Engine:
         m, k, c, n = s.shape
         torch.mul(self.w1.unsqueeze(1), self.w2.unsqueeze(0), out=self.v)
         for g, mask in zip(self.groups, buffers):
-            w1 = self.w1[:, g.units].view(k, g.count, g.width).permute(1, 2, 0)   # (G, h, K)
+            w1, v = self._group_views(g)
             torch.bmm(w1, inputs_t.expand(g.count, k, n), out=mask)
             mask.gt_(self.zero)
-            v = self.v.view(k * c, -1)[:, g.units].view(k * c, g.count, g.width).transpose(0, 1)
             torch.bmm(v, mask, out=s[g.slots].view(g.count, k * c, n))
         torch.sum(s.mul_(inputs_t.view(1, k, 1, n)), dim=1, out=out)
         out.add_(self.b2)
 
     def forward(self) -> None:
-        self._logits(self.x_t, [g.mask for g in self.groups], self.logits, self.s)
+        """Training logits into ``self.logits``: the same as :meth:`_logits`, with cached views."""
+        torch.mul(self.w1.unsqueeze(1), self.w2.unsqueeze(0), out=self.v)
+        for g in self.groups:
+            torch.bmm(g.w1, g.inputs_t, out=g.mask)
+            g.mask.gt_(self.zero)
+            torch.bmm(g.v, g.mask, out=g.s)
+        torch.sum(self.s.mul_(self.x_k), dim=1, out=self.logits)
+        self.logits.add_(self.b2)
 
     def eval_logits(self, name: str) -> Tensor:
         xe_t = self.eval_inputs[name]
@@ -325,13 +352,10 @@ class _Engine:
         delta.copy_(grad.view(m, n, c).transpose(1, 2))
 
     def backward_and_update(self) -> None:
-        m, k, c, n = self.r.shape
         torch.mul(self.x_k, self.delta.unsqueeze(1), out=self.r)
-        q = self.q.view(k * c, -1)
         for g in self.groups:
-            r_t = self.r[g.slots].view(g.count, k * c, n).transpose(1, 2)
-            torch.bmm(g.mask, r_t, out=g.q)   # (G, h, KC): the fast orientation for this product
-            q[:, g.units].view(k * c, g.count, g.width).copy_(g.q.permute(2, 0, 1))
+            torch.bmm(g.mask, g.r_t, out=g.q)   # (G, h, KC): the fast orientation for this product
+            g.q_dest.copy_(g.q.permute(2, 0, 1))
         torch.sum(self.q * self.w2.unsqueeze(0), dim=1, out=self.g_w1)
         torch.sum(self.q * self.w1.unsqueeze(1), dim=0, out=self.g_w2)
         torch.sum(self.delta, dim=2, keepdim=True, out=self.g_b2)
@@ -402,7 +426,7 @@ def train(members: Sequence[Member], x: Tensor, y: Tensor, *, steps: int,
                 per_sample = engine.per_sample_loss(engine.logits, y)
                 correct = (engine.logits.argmax(dim=1) == y).to(dtype)
                 row = {"loss": per_sample.mean(1),
-                       "weighted_loss": (per_sample * gamma[:, y]).mean(1),
+                       "weighted_loss": (per_sample * gamma.index_select(1, y)).mean(1),
                        "acc": correct.mean(1)}
                 if per_class:
                     row["acc_c"] = (correct @ onehot) / counts
@@ -418,7 +442,9 @@ def train(members: Sequence[Member], x: Tensor, y: Tensor, *, steps: int,
             callback_rows += [{"member": i, "step": step, **values} for i, values in result.items()]
         if last:
             break
-        engine.loss_gradient(gamma[:, y] / n)
+        if not engine.constant_weights or step == 0:
+            sample_weights = gamma.index_select(1, y).div_(n)   # Gamma_{y_n} / N, (M, N)
+        engine.loss_gradient(sample_weights)
         engine.backward_and_update()
     seconds = time.perf_counter() - start
     history = _history(engine, records, record_steps, num_classes)
