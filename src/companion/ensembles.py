@@ -388,11 +388,14 @@ def _check(members: Sequence[Member], x: Tensor, y: Tensor, num_classes: int, st
 
 def train(members: Sequence[Member], x: Tensor, y: Tensor, *, steps: int,
           loss: str | losses_module.Loss = "ce", num_classes: int | None = None,
-          record_every: int = 100, per_class: bool = False,
+          record_every: int = 100, record_steps: Sequence[int] = (), per_class: bool = False,
           eval_sets: Mapping[str, tuple[Tensor, Tensor]] | None = None,
           callback: Callable[[EnsembleState], Mapping[int, Mapping[str, Any]] | None] | None = None,
           callback_every: int | None = None, dtype: torch.dtype = torch.float64) -> EnsembleRun:
     """Train every member by ``steps`` full-batch GD steps on (x, y); see the module doc.
+
+    Records are taken every ``record_every`` steps, at the steps listed in ``record_steps``
+    (e.g. the ends of the schedule's periods) and at the last step.
 
     History columns: member, width, seed, lr, tag, step, ``loss`` (the plain base loss),
     ``weighted_loss`` (with Gamma(step): the F(t) that GD descends), ``acc``; with
@@ -411,6 +414,7 @@ def train(members: Sequence[Member], x: Tensor, y: Tensor, *, steps: int,
     n = x.shape[0]
     counts = torch.bincount(y, minlength=num_classes).to(dtype).clamp_min(1)
     onehot = engine.onehot_t.T  # (N, C)
+    extra_records = {int(s) for s in record_steps}
     records: list[dict[str, Tensor]] = []
     record_steps: list[int] = []
     callback_rows: list[dict[str, Any]] = []
@@ -421,7 +425,7 @@ def train(members: Sequence[Member], x: Tensor, y: Tensor, *, steps: int,
         if not engine.constant_weights:
             gamma = engine.class_weights(step)
         last = step == steps
-        if step % record_every == 0 or last:
+        if step % record_every == 0 or last or step in extra_records:
             with torch.no_grad():
                 per_sample = engine.per_sample_loss(engine.logits, y)
                 correct = (engine.logits.argmax(dim=1) == y).to(dtype)
