@@ -222,3 +222,13 @@ def test_early_stop_keeps_the_hits_and_truncates():
     np.testing.assert_allclose(early.objective, full.objective[:len(early.objective)], rtol=0)
     np.testing.assert_array_equal(early.record, [5])
     np.testing.assert_allclose(early.weights[0], rooted.gradient_descent(X, y, (None, 2.0), 2.0, 5, record=(5,)).weights[0])
+
+
+@pytest.mark.parametrize("k", [None, 0.5, 3.0])
+def test_shifted_objective_used_by_minimize(k):
+    X, y = _data()
+    w = np.random.default_rng(5).normal(size=X.shape[1])
+    value, grad = rooted._objective_minus_k(w, X, y, k, 0.3)
+    shift = 0.0 if k is None else k
+    assert value == pytest.approx(rooted.objective(w, X, y, k, 0.3) - shift, rel=1e-12)
+    np.testing.assert_allclose(grad, rooted.gradient(w, X, y, k, 0.3), rtol=1e-12)

@@ -155,7 +155,7 @@ def minimize(X: ArrayLike, y: ArrayLike, k: float | None = None, l2: float = 0.0
     if method == "L-BFGS-B":
         options["ftol"] = 1e-15  # stop on the gradient, not on a stalled objective
     hess = hessian if method in ("trust-exact", "trust-krylov", "Newton-CG") else None
-    result = scipy_minimize(_objective_minus_k, start, args=(X, y, k, l2), jac=gradient, hess=hess,
+    result = scipy_minimize(_objective_minus_k, start, args=(X, y, k, l2), jac=True, hess=hess,
                             method=method, options=options)
     if hess is not None:
         # Near the optimum the trust region compares objective decreases below float64
@@ -172,12 +172,21 @@ def minimize(X: ArrayLike, y: ArrayLike, k: float | None = None, l2: float = 0.0
     return result
 
 
-def _objective_minus_k(w: np.ndarray, X: np.ndarray, y: np.ndarray, k: float | None, l2: float) -> float:
-    """The objective less the constant k, computed with expm1: the optimizers compare values
-    whose differences are tiny next to k, and the constant would eat those digits."""
-    z = y * (X @ w)
-    per_sample = logistic_loss(z) if k is None else k * np.expm1(softplus(-z) / k)
-    return float(per_sample.mean() + 0.5 * l2 * w @ w)
+def _objective_minus_k(w: np.ndarray, X: np.ndarray, y: np.ndarray, k: float | None,
+                       l2: float) -> tuple[float, np.ndarray]:
+    """The objective less the constant k, and its gradient, from one pass over the margins.
+
+    expm1 keeps the digits that the optimizers compare: their decreases are tiny next to k."""
+    # a line search may try a huge w: the objective is then inf, which makes it backtrack
+    with np.errstate(over="ignore", invalid="ignore"):
+        z = y * (X @ w)
+        s = softplus(-z)
+        if k is None:
+            per_sample, slope = s, -np.exp(-z - s)  # sigma(-z) = exp(-z - softplus(-z))
+        else:
+            per_sample, slope = k * np.expm1(s / k), -np.exp(s / k - z - s)
+        value = float(per_sample.mean() + 0.5 * l2 * w @ w)
+        return value, X.T @ (slope * y) / len(y) + l2 * w
 
 
 def max_margin(X: ArrayLike, y: ArrayLike) -> np.ndarray:
