@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 _SUBMODULES = {
     "claims", "cli", "curvature", "data", "ensembles", "ledger", "losses", "metrics", "models",
     "notebooks", "paths", "plots", "profiles", "repro", "report", "theory", "train", "ufm",
+    "gan", "quantize",
 }
 
 
