@@ -52,6 +52,9 @@ def test_whole_model_as_features():
     torch.testing.assert_close(head.features(x), body(x))
     with pytest.raises(ValueError):
         heads.pal(body, whole=True)
+    learned = heads.learned(body, 3, whole=True)
+    assert learned.classifier.weight.shape == (3, 4) and learned.classifier.weight.requires_grad
+    torch.testing.assert_close(learned(x), body(x) @ learned.classifier.weight.T + learned.classifier.bias)
 
 
 def test_feature_penalty_adds_lambda_sum_of_squared_norms():

@@ -68,9 +68,16 @@ class Head(nn.Module):
         return self.classifier(h)
 
 
-def learned(model: nn.Module) -> Head:
-    """The model with its own trainable classifier, recording its features."""
-    return Head(_Features(model, whole=False), model.classifier)
+def learned(model: nn.Module, num_classes: int | None = None, *, whole: bool = False) -> Head:
+    """A trainable linear classifier recording its features: the model's own one, or with
+    ``whole=True`` a new ``nn.Linear(model.classifier.out_features, num_classes)`` on the model's output."""
+    if not whole:
+        return Head(_Features(model, whole=False), model.classifier)
+    if num_classes is None:
+        raise ValueError("learned(..., whole=True) needs num_classes: the model's output is the feature")
+    reference = next(model.parameters())
+    classifier = nn.Linear(model.classifier.out_features, num_classes).to(device=reference.device, dtype=reference.dtype)
+    return Head(_Features(model, whole=True), classifier)
 
 
 def pal(model: nn.Module, num_classes: int | None = None, *, scale: float = 1.0, normalize: bool = False,
