@@ -251,7 +251,6 @@ class _Engine:
         self.r = torch.empty(m, k, c, n, dtype=dtype, device=device)
         self.x_k = self.x_t.view(1, k, 1, n)
         self.logits = torch.empty(m, c, n, dtype=dtype, device=device)
-        self.delta = torch.empty_like(self.logits)
         for g in self.groups:
             g.w1, g.v = self._group_views(g)
             g.s = self.s[g.slots].view(g.count, k * c, n)
@@ -278,12 +277,18 @@ class _Engine:
                 tables.append(schedule.table(steps + 1))
             index.append(distinct[key])
         self.weight_tables = torch.stack(tables, dim=1).to(dtype=dtype, device=device)  # (T, S, C)
+        self.weight_tables_over_n = self.weight_tables / self.x.shape[0]
         self.table_of_slot = torch.tensor(index, device=device)
         self.constant_weights = len(tables) == 1
 
     def class_weights(self, step: int) -> Tensor:
         """Gamma(step) per slot, shape (M, C)."""
         return self.weight_tables[step].index_select(0, self.table_of_slot)
+
+    def sample_weights(self, step: int) -> Tensor:
+        """Gamma_{y_n}(step) / N per slot and sample, shape (M, 1, N): the weights of the mean."""
+        per_class = self.weight_tables_over_n[step].index_select(0, self.table_of_slot)
+        return per_class.index_select(1, self.y).unsqueeze(1)
 
     def _group_views(self, g: _Group) -> tuple[Tensor, Tensor]:
         """(W1 as (G, h, K), V as (G, K*C, h)) of group g: strided views, no copies."""
@@ -334,31 +339,26 @@ class _Engine:
         flat = logits.transpose(1, 2).reshape(m * n, c)
         return self.loss.per_sample(flat, y.repeat(m)).view(m, n)
 
-    def loss_gradient(self, sample_weights: Tensor) -> None:
-        """delta = d(sum_n w_n l_n)/d logits for every member, into ``self.delta`` (M, C, N)."""
-        logits, delta = self.logits, self.delta
+    def loss_gradient(self, sample_weights: Tensor) -> Tensor:
+        """delta = d(sum_n w_n l_n)/d logits (M, C, N) for every member; w (M, 1, N)."""
+        logits = self.logits
         m, c, n = logits.shape
         if self.fast_ce:
-            torch.sub(logits, logits.amax(dim=1, keepdim=True), out=delta)
-            delta.exp_()
-            delta.div_(delta.sum(dim=1, keepdim=True))
-            delta.sub_(self.onehot_t)
-            delta.mul_(sample_weights.unsqueeze(1))
-            return
+            return torch.softmax(logits, dim=1).sub_(self.onehot_t).mul_(sample_weights)
         with torch.enable_grad():
             flat = logits.transpose(1, 2).reshape(m * n, c).requires_grad_(True)
             values = self.loss.per_sample(flat, self.y.repeat(m))
             (grad,) = torch.autograd.grad((values * sample_weights.reshape(-1)).sum(), flat)
-        delta.copy_(grad.view(m, n, c).transpose(1, 2))
+        return grad.view(m, n, c).transpose(1, 2)
 
-    def backward_and_update(self) -> None:
-        torch.mul(self.x_k, self.delta.unsqueeze(1), out=self.r)
+    def backward_and_update(self, delta: Tensor) -> None:
+        torch.mul(self.x_k, delta.unsqueeze(1), out=self.r)
         for g in self.groups:
             torch.bmm(g.mask, g.r_t, out=g.q)   # (G, h, KC): the fast orientation for this product
             g.q_dest.copy_(g.q.permute(2, 0, 1))
         torch.sum(self.q * self.w2.unsqueeze(0), dim=1, out=self.g_w1)
         torch.sum(self.q * self.w1.unsqueeze(1), dim=0, out=self.g_w2)
-        torch.sum(self.delta, dim=2, keepdim=True, out=self.g_b2)
+        torch.sum(delta, dim=2, keepdim=True, out=self.g_b2)
         self.theta.addcmul_(self.grad, self.neg_lr)
 
     def parameters(self, member: int) -> dict[str, Tensor]:
@@ -419,13 +419,15 @@ def train(members: Sequence[Member], x: Tensor, y: Tensor, *, steps: int,
     record_steps: list[int] = []
     callback_rows: list[dict[str, Any]] = []
     start = time.perf_counter()
-    gamma = engine.class_weights(0)
+    sample_weights = engine.sample_weights(0)
     for step in range(steps + 1):
         engine.forward()
-        if not engine.constant_weights:
-            gamma = engine.class_weights(step)
         last = step == steps
-        if step % record_every == 0 or last or step in extra_records:
+        recording = step % record_every == 0 or last or step in extra_records
+        calling = callback is not None and (last or (callback_every and step % callback_every == 0))
+        if recording or calling:
+            gamma = engine.class_weights(step)
+        if recording:
             with torch.no_grad():
                 per_sample = engine.per_sample_loss(engine.logits, y)
                 correct = (engine.logits.argmax(dim=1) == y).to(dtype)
@@ -441,15 +443,14 @@ def train(members: Sequence[Member], x: Tensor, y: Tensor, *, steps: int,
                     row[f"{name}_acc"] = (logits.argmax(dim=1) == ye).to(dtype).mean(1)
             records.append(row)
             record_steps.append(step)
-        if callback is not None and (last or (callback_every and step % callback_every == 0)):
+        if calling:
             result = callback(EnsembleState(engine, step, gamma)) or {}
             callback_rows += [{"member": i, "step": step, **values} for i, values in result.items()]
         if last:
             break
-        if not engine.constant_weights or step == 0:
-            sample_weights = gamma.index_select(1, y).div_(n)   # Gamma_{y_n} / N, (M, N)
-        engine.loss_gradient(sample_weights)
-        engine.backward_and_update()
+        if not engine.constant_weights:
+            sample_weights = engine.sample_weights(step)
+        engine.backward_and_update(engine.loss_gradient(sample_weights))
     seconds = time.perf_counter() - start
     history = _history(engine, records, record_steps, num_classes)
     callbacks = pd.DataFrame(callback_rows)
