@@ -168,3 +168,20 @@ def test_first_crossing_and_branches():
     with pytest.raises(ValueError):
         dyn.stability_threshold(0.0)
     assert math.isclose(dyn.stability_threshold(1.0), 2.0)
+
+
+def test_oscillation_regimes_on_the_double_well_cascade():
+    for a, regime in [(0.95, "smooth"), (1.1, "period 2"), (1.26, "period 4"), (1.4, "band")]:
+        orbit = dyn.double_well_orbit(a, burn_in=20_000, keep=401)[0]
+        assert dyn.oscillation_regimes(np.diff(orbit), window=100) == [regime] * 4, a
+    t = np.arange(300, dtype=np.float64)
+    descent = np.diff(np.exp(-t / 100))                    # smooth: one sign, slowly varying
+    two_cycle = 0.1 * (-1.0) ** t * (1 + t / 300)           # alternating, drifting amplitude
+    assert dyn.oscillation_regimes(descent, window=100) == ["smooth"] * 2
+    assert dyn.oscillation_regimes(two_cycle, window=100) == ["period 2"] * 3
+    chaos = np.empty(300)
+    chaos[0] = 0.3
+    for i in range(1, 300):                                  # the logistic map at r = 3.9
+        chaos[i] = 3.9 * chaos[i - 1] * (1 - chaos[i - 1])
+    assert dyn.oscillation_regimes(np.diff(chaos), window=100) == ["band"] * 2
+    assert dyn.oscillation_regimes(np.zeros(250), window=100) == ["smooth"] * 2

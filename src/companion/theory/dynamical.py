@@ -14,8 +14,9 @@ The paper's notebooks need four small pieces of theory and two time-series tools
   map period-doubles: 1 -> 2 -> 4 -> ... -> chaos as a grows, the cascade the paper sees in
   F(t) - F(t-1) when Gamma(t) drives the curvature past 2/eta.
 * **Period detection** of an orbit, and of a loss time series: the onset of a sustained
-  period-2 oscillation (F(t) - F(t-1) alternating in sign), first threshold crossings and the
-  number of branches of a set of values (1, 2, 4, ... or a band).
+  period-2 oscillation (F(t) - F(t-1) alternating in sign), the regime of successive windows
+  (smooth, period 2, period 4 or a band), first threshold crossings and the number of branches
+  of a set of values (1, 2, 4, ... or a band).
 
 Everything here is float64 NumPy.
 """
@@ -164,3 +165,42 @@ def count_branches(values: ArrayLike, *, gap: float) -> int:
     if values.size == 0:
         return 0
     return int(np.count_nonzero(np.diff(values) > gap)) + 1
+
+
+REGIMES = ("smooth", "period 2", "period 4", "band")
+
+
+def oscillation_regimes(differences: ArrayLike, *, window: int = 100, regular: float = 0.2,
+                        tol: float = 1e-12) -> list[str]:
+    """The regime of each consecutive ``window`` of a series of differences d_t = F(t) - F(t-1).
+
+    With s the median |d| of the window and r_p = median |d_t - d_{t-p}| / s:
+
+    * "smooth": |d| <= tol, or d changes sign in fewer than half the steps and r_1 < regular
+      (a smoothly descending loss);
+    * "period 2": r_2 < regular (two branches: d alternates between two slowly drifting values);
+    * "period 4": r_4 < regular but not period 2 (also the 8-, 16-, ... cycles that stay close
+      to a 4-cycle near the end of the cascade);
+    * "band": none of these (chaos, or a long cycle far from period 4).
+
+    A slowly drifting p-cycle still counts as period p as long as the drift per p steps is
+    small against the size of d; a trailing partial window is dropped.
+    """
+    d = np.asarray(differences, dtype=np.float64)
+    regimes = []
+    for start in range(0, len(d) - window + 1, window):
+        w = d[start: start + window]
+        scale = float(np.median(np.abs(w)))
+        if scale <= tol:
+            regimes.append("smooth")
+            continue
+        roughness = {p: float(np.median(np.abs(w[p:] - w[:-p]))) / scale for p in (1, 2, 4)}
+        if alternating(w, tol=tol).mean() < 0.5 and roughness[1] < regular:
+            regimes.append("smooth")
+        elif roughness[2] < regular:
+            regimes.append("period 2")
+        elif roughness[4] < regular:
+            regimes.append("period 4")
+        else:
+            regimes.append("band")
+    return regimes
