@@ -132,3 +132,45 @@ def test_mlp_counts_activation_and_flattening():
 def test_models_run_in_float64():
     model = models.myrtle(channels=4, batchnorm=False).double()
     assert model(_images(2).double()).dtype == torch.float64
+
+
+def _wide_resnet50_count(width: float, num_classes: int = 10) -> int:
+    """Layer-by-layer parameter count of the CIFAR WideResNet-50 (bottleneck [3, 4, 6, 3])."""
+    total = 3 * 64 * 9 + 2 * 64  # 3x3 stem conv + BN
+    in_planes = 64
+    for planes, blocks in zip((64, 128, 256, 512), (3, 4, 6, 3)):
+        inner, out = int(planes * width), 4 * planes
+        for index in range(blocks):
+            total += in_planes * inner + 2 * inner + 9 * inner * inner + 2 * inner + inner * out + 2 * out
+            if index == 0:  # projection shortcut (channel change or stride)
+                total += in_planes * out + 2 * out
+            in_planes = out
+    return total + 2048 * num_classes + num_classes
+
+
+@pytest.mark.parametrize("width", [0.25, 0.5, 1.0, 2.0])
+def test_wide_resnet50_counts_and_feature_dimension(width):
+    model = models.wide_resnet50(num_classes=100, width=width)
+    assert models.count_parameters(model) == _wide_resnet50_count(width, num_classes=100)
+    assert model.classifier.in_features == 2048  # the width only scales the inner channels
+
+
+def test_wide_resnet50_width2_is_torchvisions_body():
+    # torchvision's wide_resnet50_2 has 68,883,240 parameters with a 7x7 stem (9,408 weights)
+    # and a 1000-class head; ours has a 3x3 stem (1,728) and a 10-class head.
+    expected = 68_883_240 - (9_408 - 1_728) - (2048 * 1000 + 1000) + (2048 * 10 + 10)
+    assert models.count_parameters(models.wide_resnet50(width=2.0)) == expected
+    # the NC digest's counts for widths 0.25 and 1 (5.9M, 23.5M at K = 10)
+    assert round(models.count_parameters(models.wide_resnet50(width=0.25)) / 1e6, 1) == 5.9
+    assert round(models.count_parameters(models.wide_resnet50(width=1.0)) / 1e6, 1) == 23.5
+
+
+def test_wide_resnet50_forward_is_classifier_of_features():
+    torch.manual_seed(0)
+    model = models.wide_resnet50(num_classes=7, width=0.25).eval()
+    x = _images(2)
+    with torch.no_grad():
+        logits, features = model(x), model.features(x)
+    assert features.shape == (2, 2048) and logits.shape == (2, 7)
+    torch.testing.assert_close(logits, features @ model.classifier.weight.T + model.classifier.bias,
+                               rtol=1e-5, atol=1e-5)

@@ -11,6 +11,7 @@ model       architecture                                   used by
 =========== ============================================== =====================================
 mlp         Linear [-> BatchNorm] -> activation, repeated  all papers' small experiments
 resnet18    CIFAR ResNet-18: 3x3 stem, no max-pool          nc_losses, unhinged, rooted_loss
+wide_resnet50 CIFAR ResNet-50, bottleneck width multiplier  nc_losses (the paper's WideResNet-50)
 myrtle      Myrtle5/7/10: conv-ReLU stages, average pool    dynamical_loss (CIFAR-10)
 vit         ViT for 32x32 images, patch 4, pre-norm         rooted_loss (the official code's ViT)
 =========== ============================================== =====================================
@@ -125,6 +126,63 @@ def resnet18(num_classes: int = 10, width: float = 1.0, in_channels: int = 3,
         layers.append(BasicBlock(in_planes, out_planes, stride))
         layers.append(BasicBlock(out_planes, out_planes, 1, relu_out=final_relu or not last_stage))
         in_planes = out_planes
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+    model = Classifier(nn.Sequential(*layers), nn.Linear(in_planes, num_classes))
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(module, nn.BatchNorm2d):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+    return model
+
+
+# -- WideResNet-50 (CIFAR) -------------------------------------------------------------------
+
+
+class Bottleneck(nn.Module):
+    """1x1 -> 3x3 (stride) -> 1x1 conv-BN with a shortcut; the inner width is scaled by ``width``
+    while the output stays 4 * planes (so the feature dimension does not depend on ``width``)."""
+
+    def __init__(self, in_planes: int, planes: int, stride: int = 1, width: float = 1.0):
+        super().__init__()
+        inner, out_planes = int(planes * width), 4 * planes
+        self.conv1 = nn.Conv2d(in_planes, inner, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(inner)
+        self.conv2 = nn.Conv2d(inner, inner, 3, stride=stride, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(inner)
+        self.conv3 = nn.Conv2d(inner, out_planes, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(out_planes)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or in_planes != out_planes:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_planes, out_planes, 1, stride=stride, bias=False), nn.BatchNorm2d(out_planes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(self.conv1(x)))
+        out = torch.relu(self.bn2(self.conv2(out)))
+        return torch.relu(self.bn3(self.conv3(out)) + self.shortcut(x))
+
+
+def wide_resnet50(num_classes: int = 10, width: float = 1.0, in_channels: int = 3) -> Classifier:
+    """The NC paper's WideResNet-50 for 32x32 images (``wide_resnet50_cifar`` of jinxinzhou/nc_loss).
+
+    A ResNet-50 (bottleneck blocks [3, 4, 6, 3], He et al. 2016) with the CIFAR stem of
+    :func:`resnet18` (3x3 conv, stride 1, no max-pool). ``width`` multiplies only the inner
+    bottleneck channels (int(planes * width)); block outputs stay 4 * planes, so the feature
+    dimension is 2048 for every width and width 2 is torchvision's wide_resnet50_2 body. The
+    paper trains widths 0.25, 0.5, 1, 2. Initialization as :func:`resnet18`.
+    """
+    layers: list[nn.Module] = [
+        nn.Conv2d(in_channels, 64, 3, stride=1, padding=1, bias=False),
+        nn.BatchNorm2d(64),
+        nn.ReLU(inplace=True),
+    ]
+    in_planes = 64
+    for planes, blocks, stride in zip((64, 128, 256, 512), (3, 4, 6, 3), (1, 2, 2, 2)):
+        for index in range(blocks):
+            layers.append(Bottleneck(in_planes, planes, stride if index == 0 else 1, width))
+            in_planes = 4 * planes
     layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
     model = Classifier(nn.Sequential(*layers), nn.Linear(in_planes, num_classes))
     for module in model.modules():
