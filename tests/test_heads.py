@@ -1,5 +1,7 @@
 """Heads (PAL/FNPAL) and the feature treatments (EFR, RLR) against direct computations."""
 
+import math
+
 import pytest
 import torch
 
@@ -108,3 +110,20 @@ def test_pal_training_with_feature_penalty_is_theorem6_on_a_free_feature_body():
     expected = U.anchored_discrete(H0, W, gamma, lam, [lr] * steps)
     assert (head.classifier.weight.detach().numpy() == W).all()
     assert float(abs(body.weight.detach().numpy() - expected).max()) < 1e-12
+
+
+def test_variant_factory_and_prototype_stats():
+    x, y = data()
+    head, objective, plain = heads.variant(make_model(), "fnpal", scale=3.0, feature_penalty=0.1, rescale=True, gamma=0.5)
+    assert head.normalize and objective.rescale and objective.feature_penalty == 0.1
+    assert isinstance(plain, losses.Unhinged) and plain.gamma == 0.5
+    logits = head(x)
+    assert torch.isfinite(objective(logits, y))
+    stats = heads.prototype_stats(head.classifier.weight)
+    assert stats["norm_ratio"] == pytest.approx(1.0) and stats["min_norm"] == pytest.approx(3.0)
+    assert stats["min_angle"] == pytest.approx(math.degrees(math.acos(-1 / (C - 1))))
+    W = torch.tensor([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]])
+    stats = heads.prototype_stats(W)
+    assert stats["norm_ratio"] == pytest.approx(2.0) and stats["min_angle"] == pytest.approx(45.0)
+    with pytest.raises(ValueError):
+        heads.variant(make_model(), "etf")

@@ -13,6 +13,8 @@
   ``companion.models.mlp`` whose last layer should have no activation); otherwise
   ``model.features`` (e.g. ``resnet18(final_relu=False)``, the paper's "ReLU before the
   classifier removed"); the model's own classifier is then unused (it gets no gradient).
+* :func:`variant` builds (head, training loss, evaluation loss) for the paper's named variants
+  and :func:`prototype_stats` summarizes a classifier's prototypes (its Fig. 19).
 * :class:`HeadLoss` wraps a companion loss with the two feature treatments: explicit feature
   regularization (EFR, Sec. 4.2: ``+ lam * sum_batch ||h||^2``, a sum over the batch as the
   paper writes it) and the rescaled learning rate (RLR, Sec. 4.3, footnote 15: each sample's
@@ -31,7 +33,7 @@ from torch import nn
 from . import losses as losses_module
 from .metrics import simplex_etf
 
-__all__ = ["Head", "learned", "pal", "HeadLoss"]
+__all__ = ["Head", "learned", "pal", "HeadLoss", "variant", "prototype_stats"]
 
 
 class _Features(nn.Module):
@@ -136,3 +138,38 @@ class HeadLoss:
 
     def __repr__(self) -> str:
         return f"HeadLoss({self.base!r}, feature_penalty={self.feature_penalty}, rescale={self.rescale})"
+
+
+KINDS = ("learned", "pal", "fnpal")
+
+
+def variant(model: nn.Module, kind: str, loss: str = "unhinged", *, num_classes: int | None = None,
+            scale: float = 1.0, feature_penalty: float = 0.0, rescale: bool = False, whole: bool = False,
+            seed: int | None = 0, **loss_params) -> tuple[Head, HeadLoss, losses_module.Loss]:
+    """(head, training loss, plain evaluation loss) for one of the paper's variants.
+
+    ``kind``: ``learned`` (the model's or a new trainable classifier), ``pal`` (frozen ETF of norm
+    ``scale``) or ``fnpal`` (the same on normalized features); ``feature_penalty`` is EFR's lambda
+    and ``rescale`` turns on RLR. E.g. the paper's UL*(PAL) is ``variant(m, "pal", feature_penalty=lam)``
+    and UL(FNPAL)+RLR is ``variant(m, "fnpal", scale=10, rescale=True)``.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    if kind == "learned":
+        head = learned(model, num_classes, whole=whole)
+    else:
+        head = pal(model, num_classes, scale=scale, normalize=kind == "fnpal", seed=seed, whole=whole)
+    objective = HeadLoss(loss, head, feature_penalty=feature_penalty, rescale=rescale, **loss_params)
+    return head, objective, losses_module.get(loss, **loss_params)
+
+
+def prototype_stats(weight: torch.Tensor) -> dict[str, float]:
+    """Fig. 19's prototype diagnostics of a (C, d) classifier: ``max_norm / min_norm``,
+    ``min_norm`` and ``min_angle`` (degrees, arccos of the largest pairwise cosine)."""
+    W = weight.detach().double()
+    norms = torch.linalg.vector_norm(W, dim=1)
+    unit = W / norms[:, None].clamp_min(1e-300)
+    cos = unit @ unit.T
+    cos.fill_diagonal_(-1.0)
+    return {"norm_ratio": float(norms.max() / norms.min()), "min_norm": float(norms.min()),
+            "min_angle": float(torch.rad2deg(torch.arccos(cos.max().clamp(-1.0, 1.0))))}
