@@ -106,16 +106,17 @@ def to_module(params: Mapping[str, Tensor]) -> torch.nn.Module:
 # -- the engine -----------------------------------------------------------------------------------
 #
 # Notation: x~ = [x, 1] (K = d + 1 rows, the first-layer bias is the last input weight), the units
-# u of all members side by side (U in all), W1 stored as (K, U) and W2 as (C, U), the ReLU mask
-# M_un = 1[W1_u . x~_n > 0] of a width group laid out (G, h, N). Because relu(z) = M z,
+# u of all members side by side (U in all), W1 stored as (K, U) and W2 as (C, U); a width group's
+# activations A = relu(W1 x~) are laid out (G, h, N). The forward pass is the textbook one,
+# logits = W2 A + b2. For the backward pass, with M = 1[A > 0] the ReLU mask and relu(z) = M z,
 #
-#   logits_cn = sum_k x~_kn S_kcn + b2_c,   S = V M,  V_kcu = W1_ku W2_cu              (forward)
-#   dF/dW1_ku = sum_c W2_cu Q_kcu,   dF/dW2_cu = sum_k W1_ku Q_kcu,   Q = (M R^T)^T,
-#   R_kcn = x~_kn delta_cn,  delta = dF/dlogits                                          (backward)
+#   dF/dW1_ku = sum_c W2_cu Q_kcu,   dF/dW2_cu = sum_k W1_ku Q_kcu,   Q_kcu = sum_n M_un R_kcn,
+#   R_kcn = x~_kn delta_cn,  delta = dF/dlogits,
 #
-# so each step touches the big (G, h, N) arrays four times (M written by a matmul, thresholded,
-# then read by two matmuls with K*C columns) instead of the nine passes of the textbook
-# forward/backward. Small axes (K, C) are never innermost: torch's CPU kernels crawl over them.
+# one matmul with K*C columns gives both gradients. A step touches the big (G, h, N) arrays five
+# times (A written by a matmul, clamped, read by the logits matmul, turned into M, read by the
+# Q matmul) instead of the nine passes of the textbook backward, in 6 kernels per width group.
+# Small axes (K, C) are never innermost: torch's CPU kernels crawl over them.
 
 
 @dataclass
@@ -125,15 +126,17 @@ class _Group:
     width: int
     slots: slice                 # rows in every (M, ...) array
     units: slice                 # rows in every (U, ...) array
-    mask: Tensor                 # (G, h, N): W1 x~, then the ReLU mask 1[W1 x~ > 0]
+    hidden: Tensor               # (G, h, N): A = relu(W1 x~), then (backward) the mask 1[A > 0]
     q: Tensor                    # (G, h, K*C): M R^T
-    eval_masks: dict[str, Tensor] = field(default_factory=dict)   # the same on each eval set
+    eval_hidden: dict[str, Tensor] = field(default_factory=dict)   # A on each eval set
     # views into the engine's arrays, made once (a view per step costs as much as a small op)
     w1: Tensor | None = None     # (G, h, K) of W1
-    v: Tensor | None = None      # (G, K*C, h) of V
-    s: Tensor | None = None      # (G, K*C, N) of S
+    w2: Tensor | None = None     # (G, C, h) of W2
+    b2: Tensor | None = None     # (G, C, 1) of b2
+    logits: Tensor | None = None  # (G, C, N) of the logits
     r_t: Tensor | None = None    # (G, N, K*C) of R
     q_dest: Tensor | None = None  # (K*C, G, h) of Q
+    q_src: Tensor | None = None  # (K*C, G, h) of this group's q
     inputs_t: Tensor | None = None  # (G, K, N) of x~
 
     @property
@@ -238,24 +241,24 @@ class _Engine:
             first = self.unit_start[start]
             group = _Group(width=width, slots=slice(start, start + count),
                            units=slice(first, first + count * width),
-                           mask=torch.empty(count, width, n, dtype=dtype, device=device),
+                           hidden=torch.empty(count, width, n, dtype=dtype, device=device),
                            q=torch.empty(count, width, k * c, dtype=dtype, device=device))
             for name, xe_t in self.eval_inputs.items():
-                group.eval_masks[name] = torch.empty(count, width, xe_t.shape[1], dtype=dtype,
-                                                     device=device)
+                group.eval_hidden[name] = torch.empty(count, width, xe_t.shape[1], dtype=dtype,
+                                                      device=device)
             self.groups.append(group)
-        self.v = torch.empty(k, c, units, dtype=dtype, device=device)
         self.q = torch.empty(k, c, units, dtype=dtype, device=device)
-        self.zero = torch.zeros((), dtype=dtype, device=device)
-        self.s = torch.empty(m, k, c, n, dtype=dtype, device=device)
         self.r = torch.empty(m, k, c, n, dtype=dtype, device=device)
         self.x_k = self.x_t.view(1, k, 1, n)
+        self.w1_k1u, self.w2_1cu = self.w1.unsqueeze(1), self.w2.unsqueeze(0)   # for the contractions
         self.logits = torch.empty(m, c, n, dtype=dtype, device=device)
         for g in self.groups:
-            g.w1, g.v = self._group_views(g)
-            g.s = self.s[g.slots].view(g.count, k * c, n)
+            g.w1, g.w2 = self._group_views(g)
+            g.b2 = self.b2[g.slots]
+            g.logits = self.logits[g.slots]
             g.r_t = self.r[g.slots].view(g.count, k * c, n).transpose(1, 2)
             g.q_dest = self.q.view(k * c, units)[:, g.units].view(k * c, g.count, g.width)
+            g.q_src = g.q.permute(2, 0, 1)
             g.inputs_t = self.x_t.expand(g.count, k, n)
         self.onehot_t = torch.nn.functional.one_hot(y, c).T.to(dtype).contiguous()  # (C, N)
         self.eval_sets = {name: (xe, ye.to(device)) for name, (xe, ye) in eval_sets.items()}
@@ -277,7 +280,7 @@ class _Engine:
                 tables.append(schedule.table(steps + 1))
             index.append(distinct[key])
         self.weight_tables = torch.stack(tables, dim=1).to(dtype=dtype, device=device)  # (T, S, C)
-        self.weight_tables_over_n = self.weight_tables / self.x.shape[0]
+        self.weight_tables_over_n = (self.weight_tables / self.x.shape[0]).unsqueeze(2)  # (T, S, 1, C)
         self.table_of_slot = torch.tensor(index, device=device)
         self.constant_weights = len(tables) == 1
 
@@ -288,47 +291,31 @@ class _Engine:
     def sample_weights(self, step: int) -> Tensor:
         """Gamma_{y_n}(step) / N per slot and sample, shape (M, 1, N): the weights of the mean."""
         per_class = self.weight_tables_over_n[step].index_select(0, self.table_of_slot)
-        return per_class.index_select(1, self.y).unsqueeze(1)
+        return per_class.index_select(2, self.y)
 
     def _group_views(self, g: _Group) -> tuple[Tensor, Tensor]:
-        """(W1 as (G, h, K), V as (G, K*C, h)) of group g: strided views, no copies."""
-        k, units = self.w1.shape
-        c = self.w2.shape[0]
+        """(W1 as (G, h, K), W2 as (G, C, h)) of group g: strided views, no copies."""
+        k, c = self.w1.shape[0], self.w2.shape[0]
         w1 = self.w1[:, g.units].view(k, g.count, g.width).permute(1, 2, 0)
-        v = self.v.view(k * c, units)[:, g.units].view(k * c, g.count, g.width).transpose(0, 1)
-        return w1, v
-
-    def _logits(self, inputs_t: Tensor, buffers: Sequence[Tensor], out: Tensor,
-                s: Tensor) -> None:
-        """Logits of every member on inputs x~ (K, N') into ``out`` (M, C, N'); leaves the masks
-        in ``buffers`` (one (G, h, N') per group) and S in ``s`` (M, K, C, N')."""
-        m, k, c, n = s.shape
-        torch.mul(self.w1.unsqueeze(1), self.w2.unsqueeze(0), out=self.v)
-        for g, mask in zip(self.groups, buffers):
-            w1, v = self._group_views(g)
-            torch.bmm(w1, inputs_t.expand(g.count, k, n), out=mask)
-            mask.gt_(self.zero)
-            torch.bmm(v, mask, out=s[g.slots].view(g.count, k * c, n))
-        torch.sum(s.mul_(inputs_t.view(1, k, 1, n)), dim=1, out=out)
-        out.add_(self.b2)
+        w2 = self.w2[:, g.units].view(c, g.count, g.width).transpose(0, 1)
+        return w1, w2
 
     def forward(self) -> None:
-        """Training logits into ``self.logits``: the same as :meth:`_logits`, with cached views."""
-        torch.mul(self.w1.unsqueeze(1), self.w2.unsqueeze(0), out=self.v)
+        """Logits of every member into ``self.logits``; leaves A in each group's ``hidden``."""
         for g in self.groups:
-            torch.bmm(g.w1, g.inputs_t, out=g.mask)
-            g.mask.gt_(self.zero)
-            torch.bmm(g.v, g.mask, out=g.s)
-        torch.sum(self.s.mul_(self.x_k), dim=1, out=self.logits)
-        self.logits.add_(self.b2)
+            torch.bmm(g.w1, g.inputs_t, out=g.hidden)
+            g.hidden.clamp_min_(0)
+            torch.baddbmm(g.b2, g.w2, g.hidden, out=g.logits)
 
     def eval_logits(self, name: str) -> Tensor:
         xe_t = self.eval_inputs[name]
-        m, k, c, _ = self.s.shape
-        out = torch.empty(m, c, xe_t.shape[1], dtype=self.s.dtype, device=self.s.device)
-        s = torch.empty(m, k, c, xe_t.shape[1], dtype=self.s.dtype, device=self.s.device)
-        self._logits(xe_t, [g.eval_masks[name] for g in self.groups], out, s)
-        return out
+        out = []
+        for g in self.groups:
+            hidden = g.eval_hidden[name]
+            torch.bmm(g.w1, xe_t.expand(g.count, *xe_t.shape), out=hidden)
+            hidden.clamp_min_(0)
+            out.append(torch.baddbmm(g.b2, g.w2, hidden))
+        return torch.cat(out)
 
     def per_sample_loss(self, logits: Tensor, y: Tensor) -> Tensor:
         """The base loss of every member and sample, (M, N), from (M, C, N) logits and y (N,)."""
@@ -354,10 +341,11 @@ class _Engine:
     def backward_and_update(self, delta: Tensor) -> None:
         torch.mul(self.x_k, delta.unsqueeze(1), out=self.r)
         for g in self.groups:
-            torch.bmm(g.mask, g.r_t, out=g.q)   # (G, h, KC): the fast orientation for this product
-            g.q_dest.copy_(g.q.permute(2, 0, 1))
-        torch.sum(self.q * self.w2.unsqueeze(0), dim=1, out=self.g_w1)
-        torch.sum(self.q * self.w1.unsqueeze(1), dim=0, out=self.g_w2)
+            mask = g.hidden.sign_()              # A >= 0, so sign(A) = 1[A > 0] = M
+            torch.bmm(mask, g.r_t, out=g.q)      # (G, h, KC): the fast orientation for this product
+            g.q_dest.copy_(g.q_src)
+        torch.sum(self.q * self.w2_1cu, dim=1, out=self.g_w1)
+        torch.sum(self.q * self.w1_k1u, dim=0, out=self.g_w2)
         torch.sum(delta, dim=2, keepdim=True, out=self.g_b2)
         self.theta.addcmul_(self.grad, self.neg_lr)
 
