@@ -332,10 +332,11 @@ class _Engine:
         m, c, n = logits.shape
         if self.fast_ce:
             return torch.softmax(logits, dim=1).sub_(self.onehot_t).mul_(sample_weights)
-        with torch.enable_grad():
-            flat = logits.transpose(1, 2).reshape(m * n, c).requires_grad_(True)
+        with torch.inference_mode(False), torch.enable_grad():   # autograd on the logits only
+            flat = logits.transpose(1, 2).reshape(m * n, c).clone().requires_grad_(True)
             values = self.loss.per_sample(flat, self.y.repeat(m))
-            (grad,) = torch.autograd.grad((values * sample_weights.reshape(-1)).sum(), flat)
+            weights = sample_weights.reshape(-1).clone()   # a normal tensor autograd may save
+            (grad,) = torch.autograd.grad((values * weights).sum(), flat)
         return grad.view(m, n, c).transpose(1, 2)
 
     def backward_and_update(self, delta: Tensor) -> None:
@@ -407,6 +408,23 @@ def train(members: Sequence[Member], x: Tensor, y: Tensor, *, steps: int,
     record_steps: list[int] = []
     callback_rows: list[dict[str, Any]] = []
     start = time.perf_counter()
+    with torch.inference_mode():   # no autograd bookkeeping: it is a fifth of a step's cost
+        _run(engine, steps, record_every, extra_records, per_class, callback, callback_every,
+             counts, onehot, records, record_steps, callback_rows)
+    seconds = time.perf_counter() - start
+    history = _history(engine, records, record_steps, num_classes)
+    callbacks = pd.DataFrame(callback_rows)
+    final = [engine.parameters(i) for i in range(len(engine.members))]
+    return EnsembleRun(engine.members, history, callbacks, seconds, steps, final)
+
+
+def _run(engine: _Engine, steps: int, record_every: int, extra_records: set[int], per_class: bool,
+         callback: Callable[[EnsembleState], Mapping[int, Mapping[str, Any]] | None] | None,
+         callback_every: int | None, counts: Tensor, onehot: Tensor,
+         records: list[dict[str, Tensor]], record_steps: list[int],
+         callback_rows: list[dict[str, Any]]) -> None:
+    """The training loop of :func:`train` (appends to records, record_steps, callback_rows)."""
+    y, dtype = engine.y, engine.x.dtype
     sample_weights = engine.sample_weights(0)
     for step in range(steps + 1):
         engine.forward()
@@ -416,34 +434,29 @@ def train(members: Sequence[Member], x: Tensor, y: Tensor, *, steps: int,
         if recording or calling:
             gamma = engine.class_weights(step)
         if recording:
-            with torch.no_grad():
-                per_sample = engine.per_sample_loss(engine.logits, y)
-                correct = (engine.logits.argmax(dim=1) == y).to(dtype)
-                row = {"loss": per_sample.mean(1),
-                       "weighted_loss": (per_sample * gamma.index_select(1, y)).mean(1),
-                       "acc": correct.mean(1)}
-                if per_class:
-                    row["acc_c"] = (correct @ onehot) / counts
-                    row["loss_c"] = (per_sample @ onehot) / counts
-                for name, (_, ye) in engine.eval_sets.items():
-                    logits = engine.eval_logits(name)
-                    row[f"{name}_loss"] = engine.per_sample_loss(logits, ye).mean(1)
-                    row[f"{name}_acc"] = (logits.argmax(dim=1) == ye).to(dtype).mean(1)
+            per_sample = engine.per_sample_loss(engine.logits, y)
+            correct = (engine.logits.argmax(dim=1) == y).to(dtype)
+            row = {"loss": per_sample.mean(1),
+                   "weighted_loss": (per_sample * gamma.index_select(1, y)).mean(1),
+                   "acc": correct.mean(1)}
+            if per_class:
+                row["acc_c"] = (correct @ onehot) / counts
+                row["loss_c"] = (per_sample @ onehot) / counts
+            for name, (_, ye) in engine.eval_sets.items():
+                logits = engine.eval_logits(name)
+                row[f"{name}_loss"] = engine.per_sample_loss(logits, ye).mean(1)
+                row[f"{name}_acc"] = (logits.argmax(dim=1) == ye).to(dtype).mean(1)
             records.append(row)
             record_steps.append(step)
         if calling:
-            result = callback(EnsembleState(engine, step, gamma)) or {}
+            with torch.inference_mode(False):   # callbacks may differentiate (Hessians, NTK)
+                result = callback(EnsembleState(engine, step, gamma.clone())) or {}
             callback_rows += [{"member": i, "step": step, **values} for i, values in result.items()]
         if last:
             break
         if not engine.constant_weights:
             sample_weights = engine.sample_weights(step)
         engine.backward_and_update(engine.loss_gradient(sample_weights))
-    seconds = time.perf_counter() - start
-    history = _history(engine, records, record_steps, num_classes)
-    callbacks = pd.DataFrame(callback_rows)
-    final = [engine.parameters(i) for i in range(len(engine.members))]
-    return EnsembleRun(engine.members, history, callbacks, seconds, steps, final)
 
 
 def _history(engine: _Engine, records: list[dict[str, Tensor]], steps: list[int],
