@@ -108,8 +108,8 @@ def test_per_class_metrics_eval_sets_and_callback():
 
     run = ensembles.train(members, x, y, steps=steps, record_every=20, record_steps=[7, 21, 99],
                           per_class=True, eval_sets={"val": (x_val, y_val)}, callback=callback,
-                          callback_every=25)
-    assert [s for s, _, _ in seen] == [0, 25, 50, 60]
+                          callback_every=25, callback_steps=[26, 51])
+    assert [s for s, _, _ in seen] == [0, 25, 26, 50, 51, 60]
     assert sorted(set(run.history.step)) == [0, 7, 20, 21, 40, 60]
     assert list(run.callbacks.columns) == ["member", "step", "norm_w2"]
     base = losses.get("ce")

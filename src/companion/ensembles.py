@@ -380,7 +380,8 @@ def train(members: Sequence[Member], x: Tensor, y: Tensor, *, steps: int,
           record_every: int = 100, record_steps: Sequence[int] = (), per_class: bool = False,
           eval_sets: Mapping[str, tuple[Tensor, Tensor]] | None = None,
           callback: Callable[[EnsembleState], Mapping[int, Mapping[str, Any]] | None] | None = None,
-          callback_every: int | None = None, dtype: torch.dtype = torch.float64) -> EnsembleRun:
+          callback_every: int | None = None, callback_steps: Sequence[int] = (),
+          dtype: torch.dtype = torch.float64) -> EnsembleRun:
     """Train every member by ``steps`` full-batch GD steps on (x, y); see the module doc.
 
     Records are taken every ``record_every`` steps, at the steps listed in ``record_steps``
@@ -389,8 +390,9 @@ def train(members: Sequence[Member], x: Tensor, y: Tensor, *, steps: int,
     History columns: member, width, seed, lr, tag, step, ``loss`` (the plain base loss),
     ``weighted_loss`` (with Gamma(step): the F(t) that GD descends), ``acc``; with
     ``per_class`` also ``acc_<c>`` and ``loss_<c>`` per class; per eval set ``<name>_loss`` and
-    ``<name>_acc``. ``callback(state)`` runs every ``callback_every`` steps (and at the last
-    step) and may return {member index: {column: value}}, collected in ``run.callbacks``.
+    ``<name>_acc``. ``callback(state)`` runs every ``callback_every`` steps, at the steps in
+    ``callback_steps`` and at the last step, and may return {member index: {column: value}},
+    collected in ``run.callbacks``.
     """
     loss_fn = losses_module.get(loss) if isinstance(loss, str) else loss
     if not isinstance(loss_fn, losses_module.Loss):
@@ -410,7 +412,7 @@ def train(members: Sequence[Member], x: Tensor, y: Tensor, *, steps: int,
     start = time.perf_counter()
     with torch.inference_mode():   # no autograd bookkeeping: it is a fifth of a step's cost
         _run(engine, steps, record_every, extra_records, per_class, callback, callback_every,
-             counts, onehot, records, record_steps, callback_rows)
+             {int(s) for s in callback_steps}, counts, onehot, records, record_steps, callback_rows)
     seconds = time.perf_counter() - start
     history = _history(engine, records, record_steps, num_classes)
     callbacks = pd.DataFrame(callback_rows)
@@ -420,7 +422,7 @@ def train(members: Sequence[Member], x: Tensor, y: Tensor, *, steps: int,
 
 def _run(engine: _Engine, steps: int, record_every: int, extra_records: set[int], per_class: bool,
          callback: Callable[[EnsembleState], Mapping[int, Mapping[str, Any]] | None] | None,
-         callback_every: int | None, counts: Tensor, onehot: Tensor,
+         callback_every: int | None, extra_calls: set[int], counts: Tensor, onehot: Tensor,
          records: list[dict[str, Tensor]], record_steps: list[int],
          callback_rows: list[dict[str, Any]]) -> None:
     """The training loop of :func:`train` (appends to records, record_steps, callback_rows)."""
@@ -430,7 +432,8 @@ def _run(engine: _Engine, steps: int, record_every: int, extra_records: set[int]
         engine.forward()
         last = step == steps
         recording = step % record_every == 0 or last or step in extra_records
-        calling = callback is not None and (last or (callback_every and step % callback_every == 0))
+        calling = callback is not None and (last or step in extra_calls
+                                            or (callback_every and step % callback_every == 0))
         if recording or calling:
             gamma = engine.class_weights(step)
         if recording:
