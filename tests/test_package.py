@@ -1,0 +1,12 @@
+from pathlib import Path
+
+import companion
+
+
+def test_every_module_is_reachable_as_an_attribute():
+    package = Path(companion.__file__).parent
+    modules = {p.stem for p in package.glob("*.py") if p.stem != "__init__"}
+    modules |= {p.parent.name for p in package.glob("*/__init__.py")}
+    assert modules == set(companion._SUBMODULES)
+    for name in modules:
+        assert getattr(companion, name).__name__ == f"companion.{name}"
