@@ -70,3 +70,24 @@ def test_report_has_every_claim_of_every_ledger_with_ci_and_gpu_columns(results)
     assert "Totals over" in text
     for cid in claims.all_claims():
         assert f"| {cid} |" in text  # registered claims without a run still get a row
+
+
+def test_claim_checked_by_two_notebooks_shows_both_and_combines(results):
+    cfg = resolve("ci", {"ci": {}}, quiet=True)
+    first = Ledger("unhinged/05_spherical_rescaled_lr", cfg)
+    first.check("U-I4", measured=6.5, expected="> 1", passed=True)
+    first.save()
+    second = Ledger("unhinged/08_insights_small_data", cfg)
+    second.check("U-I4", measured=1.1, expected="> 1", verdict="partially")
+    second.save()
+    row = next(line for line in report.build().splitlines() if line.startswith("| U-I4 |"))
+    assert "05_spherical_rescaled_lr: 6.5 (reproduced)" in row
+    assert "08_insights_small_data: 1.1 (partially)" in row
+    assert "| partially (ci) |" in row
+
+
+def test_combine_verdicts():
+    assert report.combine_verdicts(["reproduced", "not checked at this scale"]) == "reproduced"
+    assert report.combine_verdicts(["reproduced", "not reproduced"]) == "partially"
+    assert report.combine_verdicts(["not reproduced", "not reproduced"]) == "not reproduced"
+    assert report.combine_verdicts([]) == "not checked at this scale"
