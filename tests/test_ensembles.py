@@ -167,3 +167,29 @@ def test_invalid_arguments_are_refused():
     with pytest.raises(TypeError):
         ensembles.train([Member(width=3)], x, y, steps=1,
                         loss=losses.DynamicalLoss(losses.get("ce"), losses.DynamicalWeights(3, 2.0, 10)))
+
+
+def test_top_hessian_eigenvalue_matches_the_dense_hessian_of_the_weighted_loss():
+    x, y = toy_data(8)
+    schedule = losses.DynamicalWeights(C, amplitude=20, period=10, total_steps=40)
+    member = Member(width=4, seed=3, lr=1.0, schedule=schedule, tag="DL")
+    seen = {}
+
+    def callback(state):
+        seen[state.step] = (ensembles.top_hessian_eigenvalue(state, 0, x, y, tol=1e-10),
+                            state.parameters(0), state.class_weights(0))
+
+    ensembles.train([member], x, y, steps=12, callback=callback, callback_steps=[5])
+    value, params, gamma = seen[5]
+    assert gamma.max() > 1.5  # the weighted loss really differs from plain CE here
+    names = list(params)
+    shapes = [params[k].shape for k in names]
+    flat = torch.cat([params[k].reshape(-1) for k in names])
+
+    def weighted_loss(vector):
+        parts = dict(zip(names, torch.split(vector, [s.numel() for s in shapes])))
+        parts = {k: v.reshape(s) for (k, v), s in zip(parts.items(), shapes)}
+        return losses.get("ce")(ensembles.forward(parts, x), y, class_weights=gamma)
+
+    dense = torch.autograd.functional.hessian(weighted_loss, flat)
+    assert value == pytest.approx(torch.linalg.eigvalsh(dense)[-1].item(), rel=1e-6)

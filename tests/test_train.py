@@ -334,3 +334,18 @@ def test_argument_validation():
     with pytest.raises(ValueError, match="Adam"):
         train.fit(models.mlp(5, 4, 3), losses.get("ce"), (x, y), epochs=1, lr=0.1, optimizer="adam",
                   momentum=0.9)
+
+
+def test_side_by_side_keeps_job_order_and_equals_sequential_runs():
+    def job(seed, width):
+        torch.manual_seed(seed)
+        model = models.mlp(4, [width], 3)
+        x = torch.randn(30, 4, generator=torch.Generator().manual_seed(seed))
+        y = torch.arange(30) % 3
+        train.fit(model, losses.get("ce"), (x, y), epochs=3, lr=0.1, progress=False, seed=seed)
+        return seed, width, float(model(x).detach().sum())
+
+    jobs = [(0, 5), (1, 8), (2, 3)]
+    assert train.side_by_side(job, jobs, workers=3) == [job(*j) for j in jobs]
+    with pytest.raises(ValueError, match="boom"):
+        train.side_by_side(lambda: (_ for _ in ()).throw(ValueError("boom")), [()], workers=2)

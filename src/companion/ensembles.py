@@ -48,7 +48,8 @@ from torch import Tensor
 
 from . import losses as losses_module
 
-__all__ = ["Member", "EnsembleState", "EnsembleRun", "init_parameters", "forward", "to_module", "train"]
+__all__ = ["Member", "EnsembleState", "EnsembleRun", "init_parameters", "forward", "to_module", "train",
+           "top_hessian_eigenvalue"]
 
 
 @dataclass(frozen=True)
@@ -487,3 +488,24 @@ def _history(engine: _Engine, records: list[dict[str, Tensor]], steps: list[int]
         "step": np.repeat(steps, count),
     })
     return pd.concat([meta, pd.DataFrame(columns)], axis=1)
+
+
+def top_hessian_eigenvalue(state: EnsembleState, member: int, x: Tensor, y: Tensor,
+                           loss: losses_module.Loss | None = None, tol: float = 1e-3) -> float:
+    """lambda_max of the loss member ``member`` descends at ``state.step`` (its Gamma included).
+
+    For a dynamical-loss member this is the Hessian of the weighted loss F(t), the quantity
+    whose crossing of 2/lr the dynamical-loss analysis is about. Lanczos over Hessian-vector
+    products (``companion.curvature``), on the members' device.
+    """
+    from . import curvature
+
+    loss = loss if loss is not None else losses_module.get("ce")
+    params = {k: v.requires_grad_(True) for k, v in state.parameters(member).items()}
+    gamma = state.class_weights(member)
+
+    def closure() -> Tensor:
+        return loss(forward(params, x), y, class_weights=gamma)
+
+    return float(curvature.top_hessian_eigenvalues(closure, list(params.values()),
+                                                   method="lanczos", tol=tol)[0])
