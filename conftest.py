@@ -21,3 +21,13 @@ def pytest_collectstart(collector):
     """nbval: never compare stderr or HTML reprs; text/plain of checked cells is what counts."""
     if getattr(collector, "fspath", None) and str(collector.fspath).endswith(".ipynb"):
         collector.skip_compare += ("text/html", "application/javascript", "stderr")
+
+
+def pytest_runtest_teardown(item):
+    """A test that changes torch's global default dtype would silently break later tests."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.get_default_dtype() != torch.float32:
+        torch.set_default_dtype(torch.float32)
+        raise AssertionError(f"{item.nodeid} left torch's default dtype changed")

@@ -10,10 +10,10 @@ import torch.nn.functional as F
 from companion import losses
 from companion.theory import rooted
 
-torch.set_default_dtype(torch.float64)
+F64 = torch.float64  # every tensor here is float64 explicitly (no global default: it would leak)
 GEN = torch.Generator().manual_seed(0)
 N, K = 7, 5
-LOGITS = torch.randn(N, K, generator=GEN) * 3
+LOGITS = torch.randn(N, K, generator=GEN, dtype=F64) * 3
 TARGETS = torch.randint(0, K, (N,), generator=GEN)
 
 
@@ -26,12 +26,12 @@ def naive(name, z, y, **p):
         return -torch.log(p_y)
     if name == "ls":
         a = p["alpha"]
-        target = (1 - a) * F.one_hot(y, k) + a / k
+        target = (1 - a) * F.one_hot(y, k).to(z) + a / k
         return -(target * torch.log(prob)).sum(1)
     if name == "focal":
         return -((1 - p_y) ** p["gamma"]) * torch.log(p_y)
     if name == "mse":
-        return ((z - p["scale"] * F.one_hot(y, k)) ** 2).sum(1) / k
+        return ((z - p["scale"] * F.one_hot(y, k).to(z)) ** 2).sum(1) / k
     if name == "unhinged":
         g = p["gamma"]
         return torch.stack([-z[i, y[i]] + g * sum(z[i, j] for j in range(k) if j != y[i]) for i in range(len(y))])
@@ -66,7 +66,7 @@ def test_gradient_matches_finite_differences(name, params):
 @pytest.mark.parametrize("name,params", CASES)
 def test_reductions_and_class_weights(name, params):
     per_sample = losses.get(name, reduction="none", **params)(LOGITS, TARGETS)
-    weights = torch.rand(K, generator=GEN) + 0.5
+    weights = torch.rand(K, generator=GEN, dtype=F64) + 0.5
     torch.testing.assert_close(losses.get(name, **params)(LOGITS, TARGETS), per_sample.mean())
     torch.testing.assert_close(losses.get(name, reduction="sum", **params)(LOGITS, TARGETS), per_sample.sum())
     torch.testing.assert_close(
@@ -90,7 +90,7 @@ def test_unhinged_default_gamma_is_one_over_k_minus_one():
 
 
 def test_rooted_binary_case_is_the_rooted_logistic_objective():
-    z = torch.linspace(-20, 20, 101)
+    z = torch.linspace(-20, 20, 101, dtype=F64)
     logits = torch.stack([z, torch.zeros_like(z)], 1)
     value = losses.get("rooted", k=2.0, reduction="none")(logits, torch.zeros(101, dtype=torch.long))
     np.testing.assert_allclose(value.numpy(), rooted.rooted_loss(z.numpy(), 2.0), rtol=1e-12)
@@ -106,7 +106,7 @@ def test_rooted_forms_tend_to_cross_entropy_as_k_grows():
 
 
 def test_extreme_logits_stay_finite():
-    z = torch.tensor([[-500.0, 500.0, 0.0]])
+    z = torch.tensor([[-500.0, 500.0, 0.0]], dtype=F64)
     y = torch.tensor([0])
     for name, params in CASES:
         if name in ("mse", "unhinged"):
@@ -117,7 +117,7 @@ def test_extreme_logits_stay_finite():
 
 @pytest.mark.parametrize("gamma", [0.5, 1.0, 3.0])
 def test_focal_gradient_is_finite_when_p_y_rounds_to_one(gamma):
-    z = torch.tensor([[60.0, 0.0, 0.0]], requires_grad=True)  # p_y == 1 in float64
+    z = torch.tensor([[60.0, 0.0, 0.0]], dtype=F64, requires_grad=True)  # p_y == 1 in float64
     losses.get("focal", gamma=gamma)(z, torch.tensor([0])).backward()
     assert torch.isfinite(z.grad).all()
 
@@ -158,10 +158,10 @@ def test_schedule_ramps_renormalizes_and_cycles():
     T = 10
     schedule = losses.DynamicalWeights(4, amplitude=5, period=T)
     table = schedule.table(3 * (T + 1))
-    torch.testing.assert_close(table.sum(1), torch.full((3 * (T + 1),), 4.0))
+    torch.testing.assert_close(table.sum(1), torch.full((3 * (T + 1),), 4.0, dtype=F64))
     assert (table > 0).all()
-    torch.testing.assert_close(table[0], torch.ones(4))  # tau = 0: plain loss
-    torch.testing.assert_close(table[T], torch.ones(4))  # tau = T: plain again, period lasts T+1 steps
+    torch.testing.assert_close(table[0], torch.ones(4, dtype=F64))  # tau = 0: plain loss
+    torch.testing.assert_close(table[T], torch.ones(4, dtype=F64))  # tau = T: plain again, period lasts T+1 steps
     raw = [schedule.raw_weight(t, 5.0) for t in range(T + 1)]
     assert raw[T // 2] == 5.0 and raw == sorted(raw[: T // 2 + 1]) + sorted(raw[T // 2 + 1:], reverse=True)
     emphasized = [int(table[s].argmax()) for s in (T // 2, T + 1 + T // 2, 2 * (T + 1) + T // 2)]
@@ -170,7 +170,7 @@ def test_schedule_ramps_renormalizes_and_cycles():
 
 def test_last_period_is_plain_when_total_steps_known():
     schedule = losses.DynamicalWeights(3, amplitude=70, period=10, total_steps=33)
-    torch.testing.assert_close(schedule.weights(22 + 5), torch.ones(3))
+    torch.testing.assert_close(schedule.weights(22 + 5), torch.ones(3, dtype=F64))
     assert schedule.weights(11 + 5)[1] > 2
     no_plain = losses.DynamicalWeights(3, amplitude=70, period=10, total_steps=33, last_period_plain=False)
     assert no_plain.weights(22 + 5)[2] > 2
