@@ -12,9 +12,9 @@ from typing import Any
 __version__ = "0.1.0"
 
 _SUBMODULES = {
-    "claims", "cli", "curvature", "data", "ensembles", "gan", "heads", "imbalance", "ledger",
-    "losses", "metrics", "models", "notebooks", "ood", "paths", "plots", "profiles", "quantize",
-    "repro", "report", "theory", "train", "ufm",
+    "claims", "cli", "curvature", "data", "ensembles", "gan", "gpu_plan", "heads", "imbalance",
+    "ledger", "losses", "metrics", "models", "notebooks", "ood", "paths", "plots", "profiles",
+    "quantize", "repro", "report", "theory", "train", "ufm",
 }
 
 

@@ -92,6 +92,19 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
+def cmd_plan(args: argparse.Namespace) -> int:
+    from . import gpu_plan
+
+    try:
+        commands = gpu_plan.pack(gpu_plan.items(profile=args.profile), per_command=args.per_command)
+    except (KeyError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    text = gpu_plan.describe(commands, budget=args.budget, profile=args.profile)
+    print(text)
+    return 0 if text.endswith(": fits") else 1
+
+
 def cmd_env(args: argparse.Namespace) -> int:
     from . import paths, repro
 
@@ -142,6 +155,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--notebooks", help="folder of <paper>/NN_*.ipynb notebooks (default notebooks/)")
     add_params(p)
     p.set_defaults(func=cmd_reproduce)
+
+    p = sub.add_parser("plan", help="split the gpu reproduction into device commands and check the budget")
+    p.add_argument("--profile", default="gpu")
+    p.add_argument("--per-command", type=float, default=9.0, help="minutes per command (limit 10)")
+    p.add_argument("--budget", type=float, default=30.0, help="device minutes of one session")
+    p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("report", help="write results/REPORT.md from all ledgers")
     p.add_argument("--out")
