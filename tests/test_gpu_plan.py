@@ -40,3 +40,13 @@ def test_every_stored_notebook_has_a_gpu_estimate_with_a_basis():
     for item in gpu_plan.items():
         assert item.minutes > 0
         assert item.source == "measured" or len(item.source) > len("estimated: ") + 5
+
+
+def test_every_gpu_profile_fits_one_device_session_together():
+    """Issue 9: the whole gpu profile runs in one 30-minute H100 session; trims live in the notebooks."""
+    commands = gpu_plan.pack(gpu_plan.items())
+    assert gpu_plan.describe(commands, budget=30.0).endswith(": fits")
+
+
+def test_no_estimate_is_left_untrimmed():
+    assert not [i.notebook for i in gpu_plan.items() if "UNTRIMMED" in i.source]
