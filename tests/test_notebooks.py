@@ -93,3 +93,17 @@ def test_reproduce_reports_failing_cell_carries_on_and_exits_nonzero(tmp_path):
     assert "[2/2] demo/02_works [ci] ok" in result.stdout
     assert (tmp_path / "results" / "ci" / "demo" / "02_works.ipynb").exists()
     assert (tmp_path / "results" / "REPORT.md").exists()
+
+
+def test_reproduce_an_unknown_paper_is_a_clear_error(tmp_path):
+    result = _cli("reproduce", "--paper", "nc_loss", env_results=tmp_path)
+    assert result.returncode == 2
+    assert "no notebooks for paper 'nc_loss'" in result.stderr and "nc_losses" in result.stderr
+
+
+def test_reproduce_gpu_prints_the_planned_device_minutes(tmp_path):
+    root = tmp_path / "nbs" / "demo"
+    root.mkdir(parents=True)
+    nbformat.write(_notebook("print('fine')"), root / "01_works.ipynb")
+    result = _cli("reproduce", "--profile", "gpu", "--notebooks", str(tmp_path / "nbs"), env_results=tmp_path / "r")
+    assert "planned: unknown (" in result.stdout and "demo/01_works" in result.stdout  # not in the registry

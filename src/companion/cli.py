@@ -44,11 +44,24 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     from . import report
 
     root = Path(args.notebooks) if args.notebooks else None
-    paths = [p for paper in (args.paper or [None]) for p in notebooks.discover(paper, root)]
+    try:
+        paths = [p for paper in (args.paper or [None]) for p in notebooks.discover(paper, root)]
+    except ValueError as exc:  # an unknown paper: name the known ones
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if not paths:
         print("no notebooks found", file=sys.stderr)
         return 2
     print(f"reproduce: {len(paths)} notebook(s) at profile {args.profile!r}", flush=True)
+    if args.profile == "gpu":  # the device tool runs commands of at most 10 minutes
+        from . import gpu_plan
+
+        try:
+            planned = sum(i.minutes for i in gpu_plan.items([f"{p.parent.name}/{p.stem}" for p in paths]))
+            print(f"planned: {planned:.1f} H100 minutes in all; `companion plan` splits them into device "
+                  "commands of under 10 minutes", flush=True)
+        except KeyError as exc:  # a notebook outside the registry (e.g. --notebooks elsewhere)
+            print(f"planned: unknown ({exc})", flush=True)
     start = time.perf_counter()
     failed = []
     for index, path in enumerate(paths, 1):
