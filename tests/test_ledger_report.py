@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 
@@ -91,3 +92,12 @@ def test_combine_verdicts():
     assert report.combine_verdicts(["reproduced", "not reproduced"]) == "partially"
     assert report.combine_verdicts(["not reproduced", "not reproduced"]) == "not reproduced"
     assert report.combine_verdicts([]) == "not checked at this scale"
+
+
+def test_readme_quotes_the_current_report_totals():
+    """The README's results-at-a-glance line must not go stale when verdicts change."""
+    root = Path(__file__).resolve().parents[1]
+    report_text = (root / "results" / "REPORT.md").read_text()
+    line = next(l for l in report_text.splitlines() if l.startswith("**Totals over"))
+    assert line in (root / "README.md").read_text(), "README totals differ from results/REPORT.md: copy the line"
+    assert report_text == report.build(report.load_ledgers(root / "results")), "results/REPORT.md is stale: run companion report"

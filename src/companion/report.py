@@ -83,6 +83,7 @@ def build(ledgers: list[dict[str, Any]] | None = None) -> str:
                 links[claim["id"]].append(link)
     claims = registry.all_claims()
     totals: Counter[str] = Counter()
+    per_paper: dict[str, Counter[str]] = {}
     out = [
         "# Reproduction report",
         "",
@@ -110,6 +111,7 @@ def build(ledgers: list[dict[str, Any]] | None = None) -> str:
             cols = [_measurements(by_profile.get(profile, [])) for profile in PROFILE_COLUMNS]
             verdict = overall_verdict(by_profile) if by_profile else "not run"
             totals[verdict.split(" (")[0]] += 1
+            per_paper.setdefault(slug, Counter())[verdict.split(" (")[0]] += 1
             out.append(
                 "| " + " | ".join(_cell(x) for x in (
                     cid, claim.statement, claim.paper_value or "", *cols, verdict,
@@ -117,10 +119,23 @@ def build(ledgers: list[dict[str, Any]] | None = None) -> str:
                 )) + " |"
             )
         out.append("")
-    order = [*VERDICTS, "not run"]
-    total_line = ", ".join(f"{totals[v]} {v}" for v in order if totals[v])
-    out.insert(8, f"**Totals over {sum(totals.values())} claims:** {total_line}.\n")
+    out[8:8] = [totals_line(totals), "", *summary_table(per_paper), ""]
     return "\n".join(out)
+
+
+def totals_line(totals: Counter[str]) -> str:
+    """'**Totals over N claims:** a reproduced, b partially, ...' (the README quotes it)."""
+    counts = ", ".join(f"{totals[v]} {v}" for v in [*VERDICTS, "not run"] if totals[v])
+    return f"**Totals over {sum(totals.values())} claims:** {counts}."
+
+
+def summary_table(per_paper: dict[str, Counter[str]]) -> list[str]:
+    """One row per paper (slug) with its claim count per verdict."""
+    columns = [*VERDICTS, "not run"]
+    rows = ["| paper | claims | " + " | ".join(columns) + " |", "| --- " * (len(columns) + 2) + "|"]
+    for slug, counts in per_paper.items():
+        rows.append(f"| `{slug}` | {sum(counts.values())} | " + " | ".join(str(counts[v]) for v in columns) + " |")
+    return rows
 
 
 def write(path: Path | None = None) -> Path:
