@@ -126,8 +126,14 @@ def resnet18(num_classes: int = 10, width: float = 1.0, in_channels: int = 3,
         layers.append(BasicBlock(in_planes, out_planes, stride))
         layers.append(BasicBlock(out_planes, out_planes, 1, relu_out=final_relu or not last_stage))
         in_planes = out_planes
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
-    model = Classifier(nn.Sequential(*layers), nn.Linear(in_planes, num_classes))
+    return _pooled_resnet(layers, in_planes, num_classes)
+
+
+def _pooled_resnet(layers: list[nn.Module], feature_dim: int, num_classes: int) -> Classifier:
+    """Global average pooling after ``layers``, a linear classifier, and the He et al. (2016)
+    initialization shared by both ResNets (Kaiming fan-out convs, BN at weight 1 / bias 0)."""
+    layers = [*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+    model = Classifier(nn.Sequential(*layers), nn.Linear(feature_dim, num_classes))
     for module in model.modules():
         if isinstance(module, nn.Conv2d):
             nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
@@ -183,15 +189,7 @@ def wide_resnet50(num_classes: int = 10, width: float = 1.0, in_channels: int = 
         for index in range(blocks):
             layers.append(Bottleneck(in_planes, planes, stride if index == 0 else 1, width))
             in_planes = 4 * planes
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
-    model = Classifier(nn.Sequential(*layers), nn.Linear(in_planes, num_classes))
-    for module in model.modules():
-        if isinstance(module, nn.Conv2d):
-            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-        elif isinstance(module, nn.BatchNorm2d):
-            nn.init.ones_(module.weight)
-            nn.init.zeros_(module.bias)
-    return model
+    return _pooled_resnet(layers, in_planes, num_classes)
 
 
 # -- Myrtle ----------------------------------------------------------------------------------
