@@ -23,6 +23,7 @@ from typing import Any
 
 import nbformat
 import yaml
+from traitlets.config import Config
 
 from .paths import notebooks_dir, results_dir
 
@@ -35,6 +36,9 @@ CI_ENV = {
     "MKL_NUM_THREADS": "1",
     "OPENBLAS_NUM_THREADS": "1",
 }
+# The kernel talks to papermill over local IPC sockets, not TCP: nothing listens on a port, and
+# ipykernel stops printing its "running over TCP without encryption" warning once per notebook.
+_KERNEL_CONFIG = Config({"KernelManager": {"transport": "ipc"}})
 _CELL_METADATA_NOISE = ("papermill", "execution", "ExecuteTime", "collapsed", "scrolled")
 
 
@@ -152,7 +156,7 @@ def run(
             papermill.execute_notebook(
                 str(path), str(output), parameters=params, kernel_name=KERNEL,
                 progress_bar=False, log_output=log_output, cwd=str(path.parent.resolve()),
-                execution_timeout=timeout,
+                execution_timeout=timeout, config=_KERNEL_CONFIG,
             )
         except PapermillExecutionError as exc:
             error = f"cell {exc.cell_index} (execution count {exc.exec_count}): {exc.ename}: {exc.evalue}"
