@@ -10,6 +10,13 @@ PROFILE ?= ci
 PAPER   ?=
 # pytest workers: notebooks run one kernel thread each, spread over the cores
 JOBS    ?= 2
+# datasets: $COMPANION_DATA if set; else the offline copies beside the checkout on this
+# project's machines (as .ci/run does); else data/ (see data/README.md)
+ifeq ($(origin COMPANION_DATA),undefined)
+  ifneq ($(wildcard ../shared/data),)
+    export COMPANION_DATA := $(abspath ../shared/data)
+  endif
+endif
 
 .PHONY: help install reproduce test lab store report clean
 
@@ -43,5 +50,6 @@ store: $(STAMP)
 report: $(STAMP)
 	$(BIN)/companion report
 
-clean:
-	rm -rf $(VENV) results/ci .pytest_cache
+clean:  # the environment and regenerated outputs; committed results stay
+	rm -rf $(VENV) .pytest_cache results/custom
+	git clean -qfdX results/ci

@@ -36,6 +36,19 @@ def test_ledger_json_has_everything(results):
     assert record["claims"][1]["verdict"] == "partially"
 
 
+def test_a_run_with_its_own_parameters_is_filed_apart_from_the_profile(results):
+    table = {"ci": {"n": 1}}
+    custom = Ledger("rooted_loss/01_loss_family", resolve("ci", table, n=5, quiet=True), seed=0)
+    other_seed = Ledger("rooted_loss/01_loss_family", resolve("ci", table, quiet=True), seed=3)
+    for ledger, overridden in ((custom, ["n"]), (other_seed, [])):
+        assert ledger.custom
+        assert ledger.save() == results / "custom" / "ledger" / "ci" / "rooted_loss__01_loss_family.json"
+        assert json.loads(ledger.path.read_text())["overridden"] == overridden
+        assert ledger.figure_path("fig").parent == results / "custom" / "ci" / "rooted_loss" / "figures" / "01_loss_family"
+    assert not (results / "ledger").exists()  # the profile's own record is untouched
+    assert report.load_ledgers(results) == []  # and custom runs stay out of the report
+
+
 def test_verdicts_follow_passed_and_reject_unknown(results):
     cfg = resolve("ci", {"ci": {}}, quiet=True)
     ledger = Ledger("rooted_loss/01_loss_family", cfg)

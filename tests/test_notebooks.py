@@ -107,3 +107,12 @@ def test_reproduce_gpu_prints_the_planned_device_minutes(tmp_path):
     nbformat.write(_notebook("print('fine')"), root / "01_works.ipynb")
     result = _cli("reproduce", "--profile", "gpu", "--notebooks", str(tmp_path / "nbs"), env_results=tmp_path / "r")
     assert "planned: unknown (" in result.stdout and "demo/01_works" in result.stdout  # not in the registry
+
+
+def test_run_with_parameters_writes_under_results_custom(tmp_path):
+    src = tmp_path / "nb.ipynb"
+    nbformat.write(_notebook("print('answer', (scale or 1) * 2)"), src)
+    result = _cli("run", str(src), "-p", "scale", "3", env_results=tmp_path / "results")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "results" / "custom" / "ci" / "nb.ipynb").exists()
+    assert not (tmp_path / "results" / "ci").exists()

@@ -4,6 +4,10 @@ A notebook creates one ``Ledger``, records each claim with :meth:`Ledger.check` 
 measured value, the expected value or relation, and an honest verdict), prints
 :meth:`Ledger.summary` in its last cell and calls :meth:`Ledger.save`, which writes
 ``<results>/ledger/<profile>/<paper>__<topic>.json``. ``companion report`` reads them all.
+
+A run with a knob set by parameter (or a seed other than 0) is a *custom* run: its ledger and
+figures go under ``<results>/custom/`` instead, so re-running a notebook with your own
+parameters never replaces the committed record of its profile nor enters the report.
 """
 
 from __future__ import annotations
@@ -69,6 +73,8 @@ class Ledger:
         self.profile = str(getattr(cfg, "profile", "custom"))
         self.config = dict(cfg)
         self.seed = seed
+        self.overridden = list(getattr(cfg, "overridden", ()))
+        self.custom = bool(self.overridden) or bool(seed)
         self.started = datetime.now(timezone.utc)
         self._t0 = time.perf_counter()
         self.entries: list[dict[str, Any]] = []
@@ -125,13 +131,18 @@ class Ledger:
         return "\n".join(lines)
 
     @property
+    def root(self) -> Path:
+        """``<results>``, or ``<results>/custom`` for a run with parameters of its own."""
+        return results_dir() / "custom" if self.custom else results_dir()
+
+    @property
     def path(self) -> Path:
-        return results_dir() / "ledger" / self.profile / f"{self.paper}__{self.topic}.json"
+        return self.root / "ledger" / self.profile / f"{self.paper}__{self.topic}.json"
 
     def figure_path(self, name: str, suffix: str = ".png") -> Path:
         """Where figure ``name`` of this run is saved (and recorded in the ledger)."""
-        path = results_dir() / self.profile / self.paper / "figures" / self.topic / f"{name}{suffix}"
-        rel = str(path.relative_to(results_dir()))
+        path = self.root / self.profile / self.paper / "figures" / self.topic / f"{name}{suffix}"
+        rel = str(path.relative_to(self.root))
         if rel not in self.figures:
             self.figures.append(rel)
         return path
@@ -144,6 +155,7 @@ class Ledger:
             "paper": self.paper,
             "profile": self.profile,
             "seed": self.seed,
+            "overridden": self.overridden,
             "parameters": _jsonable(self.config),
             "environment": environment(),
             "started": self.started.isoformat(timespec="seconds"),

@@ -102,14 +102,15 @@ def validate_parameters(path: Path, parameters: Mapping[str, Any]) -> None:
 # -- execution -------------------------------------------------------------------------------
 
 
-def default_output(path: Path, profile: str, root: Path | None = None) -> Path:
-    """``results/<profile>/<paper>/<name>.ipynb`` for a notebook under ``root`` (``notebooks/``)."""
+def default_output(path: Path, profile: str, root: Path | None = None, custom: bool = False) -> Path:
+    """``results/<profile>/<paper>/<name>.ipynb`` for a notebook under ``root`` (``notebooks/``);
+    ``results/custom/<profile>/...`` for a run with parameters of its own (see ``ledger``)."""
     path = path.resolve()
     try:
         rel = path.relative_to((root or notebooks_dir()).resolve())
     except ValueError:
         rel = Path(path.name)
-    return results_dir() / profile / rel
+    return (results_dir() / "custom" if custom else results_dir()) / profile / rel
 
 
 @contextlib.contextmanager
@@ -146,7 +147,8 @@ def run(
     path = Path(path)
     params = {"profile": profile, **dict(parameters or {})}
     validate_parameters(path, params)
-    output = Path(out) if out else default_output(path, profile)
+    custom = any(name != "profile" for name in params)
+    output = Path(out) if out else default_output(path, profile, custom=custom)
     output.parent.mkdir(parents=True, exist_ok=True)
     env = CI_ENV if profile == "ci" else {}
     error = None
