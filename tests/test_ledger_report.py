@@ -114,3 +114,14 @@ def test_readme_quotes_the_current_report_totals():
     line = next(l for l in report_text.splitlines() if l.startswith("**Totals over"))
     assert line in (root / "README.md").read_text(), "README totals differ from results/REPORT.md: copy the line"
     assert report_text == report.build(report.load_ledgers(root / "results")), "results/REPORT.md is stale: run companion report"
+
+
+def test_an_unchecked_claim_shows_its_note_in_the_report(results):
+    cfg = resolve("ci", {"ci": {}}, quiet=True)
+    ledger = Ledger("rooted_loss/01_loss_family", cfg)
+    ledger.check("R-D1", measured="mlp on digits", expected="x", note="ours 9,000 images/s")
+    ledger.check("R-D2", measured=1.0, expected="x", passed=True, note="not shown")
+    ledger.save()
+    text = report.build()
+    assert "mlp on digits (not checked at this scale): ours 9,000 images/s" in text
+    assert "not shown" not in text

@@ -60,12 +60,21 @@ def overall_verdict(by_profile: dict[str, list[dict[str, Any]]]) -> str:
     return VERDICTS[3]
 
 
+def _measured(entry: dict[str, Any]) -> str:
+    """The measurement and its verdict; an unchecked entry also shows its note, which says what
+    was measured instead and why the claim is not judged at this scale."""
+    text = f"{entry['measured_text']} ({entry['verdict']})"
+    if entry["verdict"] == VERDICTS[3] and entry.get("note"):
+        text += f": {entry['note']}"
+    return text
+
+
 def _measurements(items: list[dict[str, Any]]) -> str:
     if not items:
         return "not run"
     if len(items) == 1:
-        return f"{items[0]['measured_text']} ({items[0]['verdict']})"
-    return "; ".join(f"{e['topic']}: {e['measured_text']} ({e['verdict']})" for e in items)
+        return _measured(items[0])
+    return "; ".join(f"{e['topic']}: {_measured(e)}" for e in items)
 
 
 def build(ledgers: list[dict[str, Any]] | None = None) -> str:
