@@ -54,7 +54,10 @@ def mixed_members(steps):
             Member(width=3, seed=1, lr=0.5, tag="CE"),
             Member(width=7, seed=2, lr=1.0, tag="CE"),
             Member(width=12, seed=0, lr=2.0, schedule=slow, tag="DL"),
-            Member(width=7, seed=0, lr=1.0, schedule=fast, tag="DL2")]
+            Member(width=7, seed=0, lr=1.0, schedule=fast, tag="DL2"),
+            # differs from `fast` only in the first emphasized class: must get its own weights
+            Member(width=7, seed=0, lr=1.0, tag="DL3",
+                   schedule=losses.DynamicalWeights(C, amplitude=20, period=30, total_steps=steps, start_class=1))]
 
 
 @pytest.mark.parametrize("loss_name,params", [("ce", {}), ("focal", {"gamma": 2.0}), ("mse", {"scale": 1.0})])
@@ -169,7 +172,10 @@ def test_invalid_arguments_are_refused():
                         loss=losses.DynamicalLoss(losses.get("ce"), losses.DynamicalWeights(3, 2.0, 10)))
 
 
-def test_top_hessian_eigenvalue_matches_the_dense_hessian_of_the_weighted_loss():
+@pytest.mark.parametrize("loss_name,params", [("ce", {}), ("focal", {"gamma": 2.0})])
+def test_top_hessian_eigenvalue_matches_the_dense_hessian_of_the_weighted_loss(loss_name, params):
+    """By default, of the loss the ensemble trains with (focal here too), its Gamma included."""
+    base = losses.get(loss_name, **params)
     x, y = toy_data(8)
     schedule = losses.DynamicalWeights(C, amplitude=20, period=10, total_steps=40)
     member = Member(width=4, seed=3, lr=1.0, schedule=schedule, tag="DL")
@@ -179,7 +185,7 @@ def test_top_hessian_eigenvalue_matches_the_dense_hessian_of_the_weighted_loss()
         seen[state.step] = (ensembles.top_hessian_eigenvalue(state, 0, x, y, tol=1e-10),
                             state.parameters(0), state.class_weights(0))
 
-    ensembles.train([member], x, y, steps=12, callback=callback, callback_steps=[5])
+    ensembles.train([member], x, y, steps=12, loss=base, callback=callback, callback_steps=[5])
     value, params, gamma = seen[5]
     assert gamma.max() > 1.5  # the weighted loss really differs from plain CE here
     names = list(params)
@@ -189,7 +195,7 @@ def test_top_hessian_eigenvalue_matches_the_dense_hessian_of_the_weighted_loss()
     def weighted_loss(vector):
         parts = dict(zip(names, torch.split(vector, [s.numel() for s in shapes])))
         parts = {k: v.reshape(s) for (k, v), s in zip(parts.items(), shapes)}
-        return losses.get("ce")(ensembles.forward(parts, x), y, class_weights=gamma)
+        return base(ensembles.forward(parts, x), y, class_weights=gamma)
 
     dense = torch.autograd.functional.hessian(weighted_loss, flat)
     assert value == pytest.approx(torch.linalg.eigvalsh(dense)[-1].item(), rel=1e-6)

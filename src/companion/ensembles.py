@@ -275,7 +275,7 @@ class _Engine:
             if schedule is None:
                 index.append(0)
                 continue
-            key = repr(schedule)
+            key = repr(schedule)  # names every field of the schedule, start_class included
             if key not in distinct:
                 distinct[key] = len(tables)
                 tables.append(schedule.table(steps + 1))
@@ -496,11 +496,12 @@ def top_hessian_eigenvalue(state: EnsembleState, member: int, x: Tensor, y: Tens
 
     For a dynamical-loss member this is the Hessian of the weighted loss F(t), the quantity
     whose crossing of 2/lr the dynamical-loss analysis is about. Lanczos over Hessian-vector
-    products (``companion.curvature``), on the members' device.
+    products (``companion.curvature``), on the members' device. ``loss`` defaults to the loss
+    the ensemble was trained with.
     """
     from . import curvature
 
-    loss = loss if loss is not None else losses_module.get("ce")
+    loss = loss if loss is not None else state._engine.loss
     params = {k: v.requires_grad_(True) for k, v in state.parameters(member).items()}
     gamma = state.class_weights(member)
 

@@ -297,7 +297,8 @@ class DynamicalWeights:
 
     def __repr__(self) -> str:
         return (f"DynamicalWeights(C={self.num_classes}, A={self.amplitude}, T={self.period}, "
-                f"total_steps={self.total_steps}, last_period_plain={self.last_period_plain})")
+                f"total_steps={self.total_steps}, last_period_plain={self.last_period_plain}, "
+                f"start_class={self.start_class})")
 
 
 class DynamicalLoss:
