@@ -3,6 +3,7 @@
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.linalg
 import torch
@@ -287,3 +288,28 @@ def test_bad_arguments_are_rejected():
         ufm.train("ce", K, n, d, lambda_w=0, lambda_h=0, steps=1, lr=1, frozen=("V",))
     with pytest.raises(ValueError, match="integrator"):
         ufm.train("ce", K, n, d, lambda_w=0, lambda_h=0, steps=1, lr=1, integrator="rk45")
+
+
+def test_a_diverging_seed_stops_alone_in_a_batch():
+    """Seed 1 blows up (MSE, lr 2, large init) and seed 0 does not: batched = two separate runs."""
+    settings = dict(lambda_w=1e-3, lambda_h=1e-3, steps=300, lr=2.0, init_scale=1.0, record_every=50)
+    alone = {s: ufm.train("mse", 4, 3, 8, seed=s, **settings) for s in (0, 1)}
+    assert not alone[0].diverged and alone[1].diverged
+    batch = ufm.train("mse", 4, 3, 8, seed=[0, 1], **settings)
+    assert batch.diverged and batch.diverged_by_seed == [False, True]
+    for i, s in enumerate((0, 1)):
+        mine = batch.history[batch.history.seed == s].drop(columns=["seed", "time"]).reset_index(drop=True)
+        theirs = alone[s].history.drop(columns=["time"]).reset_index(drop=True)
+        pd.testing.assert_frame_equal(mine, theirs, rtol=1e-10)
+        torch.testing.assert_close(batch.W[i], alone[s].W, equal_nan=True, rtol=1e-10, atol=1e-12)
+    final = ufm.final_state(batch)
+    assert final.diverged.tolist() == [False, True]
+
+
+def test_final_state_margins_use_the_normalized_features_of_the_run():
+    result = ufm.train("ce", 3, 4, 5, lambda_w=1e-2, lambda_h=1e-2, steps=50, lr=0.5, normalize_features=True)
+    unit = result.H / result.H.norm(dim=0, keepdim=True)
+    expected = metrics.margins(unit.T @ result.W.T + result.b, result.labels)
+    row = ufm.final_state(result).iloc[0]
+    assert row.margin_min == pytest.approx(float(expected.min()), rel=1e-12)
+    assert row.margin_mean == pytest.approx(float(expected.mean()), rel=1e-12)

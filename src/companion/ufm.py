@@ -55,7 +55,9 @@ class UFMResult:
     labels: torch.Tensor
     history: pd.DataFrame
     seeds: list[int] = field(default_factory=list)
-    diverged: bool = False
+    diverged: bool = False  # any seed
+    diverged_by_seed: list[bool] = field(default_factory=list)
+    normalize_features: bool = False  # logits were W h/||h|| + b
 
 
 def class_major_labels(num_classes: int, per_class: int, device: Any = None) -> torch.Tensor:
@@ -272,7 +274,8 @@ def train(loss: str | Callable[..., torch.Tensor], num_classes: int, per_class: 
     every recorded state (unbatched tensors; :func:`nc_metrics` computes the NC metrics).
     A list of seeds returns W (S, K, d), H (S, d, N), b (S, K), the same as S separate runs,
     and a ``seed`` column in the history. A run whose objective stops being finite is
-    recorded once more and stopped (``diverged=True``).
+    recorded once more and stopped (``diverged=True``); in a batch only that seed stops
+    (``diverged_by_seed``), the others go on as they would alone.
     """
     if integrator not in ("euler", "rk4"):
         raise ValueError(f"integrator must be 'euler' or 'rk4', got {integrator!r}")
@@ -305,12 +308,14 @@ def train(loss: str | Callable[..., torch.Tensor], num_classes: int, per_class: 
     problem = _Problem(loss_fn, labels, num_classes, len(seeds), decay, moving,
                        normalize_features, dtype)
     rows: list[dict[str, Any]] = []
-    clock, diverged = 0.0, False
+    clock = 0.0
+    diverged = [False] * len(seeds)
 
     def record(step, grads):
-        nonlocal diverged
         logits = _logits(state["W"], state["H"], state["b"], normalize_features)
         for i, s in enumerate(seeds):
+            if diverged[i]:
+                continue  # stopped earlier: as a separate run, it records nothing more
             value = float(loss_fn(logits[i], labels))
             reg = sum(0.5 * decay[n] * state[n][i].pow(2).sum().item()
                       for n in BLOCKS if bias or n != "b")
@@ -318,7 +323,7 @@ def train(loss: str | Callable[..., torch.Tensor], num_classes: int, per_class: 
                    "objective": value + reg,
                    "grad_norm": math.sqrt(sum(g[i].pow(2).sum().item() for g in grads.values()))}
             if not math.isfinite(row["objective"]):
-                diverged = True
+                diverged[i] = True
             elif metrics is not None:
                 row.update(metrics(state["W"][i], state["H"][i], state["b"][i]))
             rows.append(row)
@@ -328,8 +333,9 @@ def train(loss: str | Callable[..., torch.Tensor], num_classes: int, per_class: 
             grad_z = problem.logit_gradient(state)
             if step % record_every == 0 or step == steps:
                 record(step, problem.gradients(state, grad_z))
-                if diverged or step == steps:
+                if all(diverged) or step == steps:
                     break
+            before = dict(state) if any(diverged) else None
             eta = lr * (1.0 if lr_schedule is None else float(lr_schedule(step)))
             etas = {name: eta * multiplier[name] / substeps for name in moving}
             for sub in range(substeps):
@@ -342,16 +348,20 @@ def train(loss: str | Callable[..., torch.Tensor], num_classes: int, per_class: 
             if project is not None:
                 for name in moving:
                     state[name] = project(name, state[name])
+            if before is not None:  # diverged seeds keep the state they stopped at
+                stopped = torch.tensor(diverged, device=device)
+                state = {name: torch.where(stopped.view(-1, *[1] * (value.ndim - 1)), before[name], value)
+                         for name, value in state.items()}
             clock += eta
             if hasattr(loss_fn, "advance"):
                 loss_fn.advance()
 
     history = pd.DataFrame(rows)
+    flags = dict(diverged=any(diverged), diverged_by_seed=diverged, normalize_features=normalize_features)
     if not batched:
         history = history.drop(columns="seed")
-        return UFMResult(state["W"][0], state["H"][0], state["b"][0], labels, history,
-                         seeds, diverged)
-    return UFMResult(state["W"], state["H"], state["b"], labels, history, seeds, diverged)
+        return UFMResult(state["W"][0], state["H"][0], state["b"][0], labels, history, seeds, **flags)
+    return UFMResult(state["W"], state["H"], state["b"], labels, history, seeds, **flags)
 
 
 # -- several losses side by side -------------------------------------------------------------
@@ -374,7 +384,8 @@ def final_state(result: UFMResult) -> pd.DataFrame:
     Columns: ``seed``, ``steps`` and ``objective``, ``loss`` (the mean data term) of the
     last recorded step, ``diverged``; the NC metrics of :func:`nc_metrics` (NaN when the
     state is not finite); the margins z_y - max_{j != y} z_j over the samples
-    (``margin_mean``, ``margin_min``, ``margin_max``); the root-mean-square class-vector and
+    (``margin_mean``, ``margin_min``, ``margin_max``; of the logits the run used, normalized
+    features included); the root-mean-square class-vector and
     feature norms ``w_norm`` = sqrt(mean_k ||w_k||^2), ``h_norm`` = sqrt(mean_i ||h_i||^2)
     (overflow-safe, so a run that blew up shows how far); the bias ``bias_mean`` and
     ``bias_spread`` (largest minus smallest entry).
@@ -390,12 +401,13 @@ def final_state(result: UFMResult) -> pd.DataFrame:
     for i, s in enumerate(seeds):
         last = history[history["seed"] == s].iloc[-1]
         row = {"seed": s, "steps": int(last["step"]), "loss": float(last["loss"]),
-               "objective": float(last["objective"]), "diverged": bool(result.diverged)}
+               "objective": float(last["objective"]),
+               "diverged": bool(result.diverged_by_seed[i] if result.diverged_by_seed else result.diverged)}
         finite = bool(torch.isfinite(W[i]).all() and torch.isfinite(H[i]).all()
                       and torch.isfinite(b[i]).all())
         nc = nc_metrics(W[i], H[i], b[i]) if finite else {}
         row.update({k: nc.get(k, math.nan) for k in NC_KEYS})
-        margin = margins(H[i].T @ W[i].T + b[i], result.labels.to(H.device))
+        margin = margins(_features(H[i], result.normalize_features).T @ W[i].T + b[i], result.labels.to(H.device))
         row.update(margin_mean=float(margin.mean()), margin_min=float(margin.min()),
                    margin_max=float(margin.max()), w_norm=_rms_norm(W[i], 1),
                    h_norm=_rms_norm(H[i], 0), bias_mean=float(b[i].mean()),
