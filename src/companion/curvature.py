@@ -52,7 +52,7 @@ class _HessianOperator:
     def __call__(self, vector: torch.Tensor) -> torch.Tensor:
         if vector.numel() != self.size:
             raise ValueError(f"vector has {vector.numel()} entries, params have {self.size}")
-        pieces = torch.split(vector.to(self.dtype).reshape(-1), [p.numel() for p in self.params])
+        pieces = torch.split(vector.to(self.device, self.dtype).reshape(-1), [p.numel() for p in self.params])
         if not self.grads:
             return torch.zeros(self.size, dtype=self.dtype, device=self.device)
         products = torch.autograd.grad(

@@ -28,11 +28,12 @@ __all__ = [
 
 def accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
     """Fraction of rows whose argmax equals the label (ties go to the lowest index)."""
-    return (logits.argmax(dim=1) == y).double().mean().item()
+    return (logits.argmax(dim=1) == y.to(logits.device)).double().mean().item()
 
 
 def per_class_accuracy(logits: torch.Tensor, y: torch.Tensor, num_classes: int) -> torch.Tensor:
     """(K,) float64 accuracy within each true class; NaN for a class with no sample."""
+    y = y.to(logits.device)
     onehot = F.one_hot(y.long(), num_classes).double()
     correct = (logits.argmax(dim=1) == y).double()
     counts = onehot.sum(dim=0)
@@ -42,7 +43,7 @@ def per_class_accuracy(logits: torch.Tensor, y: torch.Tensor, num_classes: int) 
 
 def margins(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """(N,) z_y - max_{j != y} z_j: positive exactly when a sample is classified correctly."""
-    y = y.long()
+    y = y.long().to(logits.device)
     target = logits.gather(1, y[:, None])[:, 0]
     others = logits.scatter(1, y[:, None], -math.inf)
     return target - others.max(dim=1).values
@@ -52,7 +53,7 @@ def _confidence_and_correct(logits: torch.Tensor, y: torch.Tensor,
                             probabilities: bool) -> tuple[torch.Tensor, torch.Tensor]:
     probs = logits.double() if probabilities else torch.softmax(logits.double(), dim=1)
     confidence, prediction = probs.max(dim=1)
-    return confidence, (prediction == y).double()
+    return confidence, (prediction == y.to(prediction.device)).double()
 
 
 def calibration_bins(logits: torch.Tensor, y: torch.Tensor, bins: int = 15, *,
