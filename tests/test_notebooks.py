@@ -27,7 +27,7 @@ def _cli(*args, env_results):
     )
 
 
-@pytest.mark.parametrize("path", STORED, ids=[f"{p.parent.name}/{p.stem}" for p in STORED])
+@pytest.mark.parametrize("path", STORED, ids=[notebooks.notebook_id(p) for p in STORED])
 def test_stored_notebook_is_clean(path):
     assert notebooks.problems(path) == []
 

@@ -32,7 +32,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _print_result(result: notebooks.RunResult, prefix: str = "") -> None:
-    name = f"{result.notebook.parent.name}/{result.notebook.stem}"
+    name = notebooks.notebook_id(result.notebook)
     state = "ok" if result.ok else "FAILED"
     print(f"{prefix}{name} [{result.profile}] {state} in {result.seconds:.1f} s -> {result.output}",
           flush=True)
@@ -57,7 +57,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         from . import gpu_plan
 
         try:
-            planned = sum(i.minutes for i in gpu_plan.items([f"{p.parent.name}/{p.stem}" for p in paths]))
+            planned = sum(i.minutes for i in gpu_plan.items([notebooks.notebook_id(p) for p in paths]))
             print(f"planned: {planned:.1f} H100 minutes in all; `companion plan` splits them into device "
                   "commands of under 10 minutes", flush=True)
         except KeyError as exc:  # a notebook outside the registry (e.g. --notebooks elsewhere)

@@ -17,7 +17,8 @@ from pathlib import Path
 import yaml
 
 from .claims import REGISTRY
-from .paths import notebooks_dir, results_dir
+from .notebooks import discover, notebook_id
+from .paths import results_dir
 
 #: kernel start, imports and dataset decoding that a ledger's wall time does not include
 STARTUP_MINUTES = 0.25
@@ -52,8 +53,7 @@ def measured(profile: str = "gpu", root: Path | None = None) -> dict[str, Item]:
 def items(notebooks: list[str] | None = None, profile: str = "gpu") -> list[Item]:
     """One item per notebook (all stored notebooks by default), measured before estimated."""
     if notebooks is None:
-        root = notebooks_dir()
-        notebooks = [f"{p.parent.name}/{p.stem}" for p in sorted(root.glob("*/[0-9]*.ipynb"))]
+        notebooks = [notebook_id(p) for p in discover()]
     known = {**estimates(), **measured(profile)}
     missing = [nb for nb in notebooks if nb not in known]
     if missing:

@@ -170,6 +170,11 @@ def run(
     return RunResult(path, output, profile, seconds, error)
 
 
+def notebook_id(path: Path) -> str:
+    """``<paper>/<NN_topic>``, the name ledgers, the registry and the gpu plan use."""
+    return f"{path.parent.name}/{path.stem}"
+
+
 def discover(paper: str | None = None, root: Path | None = None) -> list[Path]:
     """Stored notebooks, sorted by paper then number; ``paper`` restricts to one folder."""
     root = root or notebooks_dir()
