@@ -147,7 +147,9 @@ def run(
     path = Path(path)
     params = {"profile": profile, **dict(parameters or {})}
     validate_parameters(path, params)
-    custom = any(name != "profile" for name in params)
+    # the ledger's rule (ledger.Ledger.custom): a knob set to a value, or a seed other than 0
+    custom = bool(params.get("seed")) or any(
+        value is not None for name, value in params.items() if name not in ("profile", "seed"))
     output = Path(out) if out else default_output(path, profile, custom=custom)
     output.parent.mkdir(parents=True, exist_ok=True)
     env = CI_ENV if profile == "ci" else {}
