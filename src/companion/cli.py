@@ -65,7 +65,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     failed = []
     for index, path in enumerate(paths, 1):
-        out = notebooks.default_output(path, args.profile, root, custom=bool(args.p))
+        out = notebooks.default_output(path, args.profile, root, custom=notebooks.is_custom(_parameters(args.p)))
         result = notebooks.run(path, args.profile, _parameters(args.p) or None, out,
                                timeout=args.timeout)
         _print_result(result, prefix=f"[{index}/{len(paths)}] ")

@@ -102,6 +102,13 @@ def validate_parameters(path: Path, parameters: Mapping[str, Any]) -> None:
 # -- execution -------------------------------------------------------------------------------
 
 
+def is_custom(parameters: Mapping[str, Any]) -> bool:
+    """A run with parameters of its own, by the ledger's rule (``ledger.Ledger.custom``): a knob
+    set to a value, or a seed other than 0."""
+    return bool(parameters.get("seed")) or any(
+        value is not None for name, value in parameters.items() if name not in ("profile", "seed"))
+
+
 def default_output(path: Path, profile: str, root: Path | None = None, custom: bool = False) -> Path:
     """``results/<profile>/<paper>/<name>.ipynb`` for a notebook under ``root`` (``notebooks/``);
     ``results/custom/<profile>/...`` for a run with parameters of its own (see ``ledger``)."""
@@ -147,10 +154,7 @@ def run(
     path = Path(path)
     params = {"profile": profile, **dict(parameters or {})}
     validate_parameters(path, params)
-    # the ledger's rule (ledger.Ledger.custom): a knob set to a value, or a seed other than 0
-    custom = bool(params.get("seed")) or any(
-        value is not None for name, value in params.items() if name not in ("profile", "seed"))
-    output = Path(out) if out else default_output(path, profile, custom=custom)
+    output = Path(out) if out else default_output(path, profile, custom=is_custom(params))
     output.parent.mkdir(parents=True, exist_ok=True)
     env = CI_ENV if profile == "ci" else {}
     error = None
