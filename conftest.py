@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import tempfile
 
-from companion.notebooks import CI_ENV
+from companion.pipeline.notebooks import CI_ENV
 
 os.environ.update(CI_ENV)
 os.environ["COMPANION_RESULTS"] = tempfile.mkdtemp(prefix="companion-results-")

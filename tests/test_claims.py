@@ -1,4 +1,4 @@
-from companion import claims
+from companion.pipeline import claims
 
 
 def test_registry_is_consistent():
@@ -12,7 +12,7 @@ def test_registry_is_consistent():
 
 
 def test_every_claim_has_a_notebook_that_exists():
-    from companion.paths import notebooks_dir
+    from companion.pipeline.paths import notebooks_dir
 
     for claim in claims.all_claims().values():
         assert (notebooks_dir() / f"{claim.notebook}.ipynb").exists(), claim.id

@@ -21,7 +21,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from companion import cli, paths
+from companion.pipeline import cli, paths
 from companion import data
 from companion.data import download
 from companion.data import images

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from companion import gpu_plan
-from companion.gpu_plan import Item
+from companion.pipeline import plan as gpu_plan
+from companion.pipeline.plan import Item
 
 
 def test_pack_respects_the_command_limit_and_keeps_every_notebook():

@@ -3,9 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from companion import claims, report
-from companion.ledger import Ledger, format_value
-from companion.profiles import resolve
+from companion.pipeline import claims, report
+from companion.pipeline.ledger import Ledger, format_value
+from companion.pipeline.profiles import resolve
 
 
 @pytest.fixture

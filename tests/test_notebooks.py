@@ -6,7 +6,7 @@ import sys
 import nbformat
 import pytest
 
-from companion import notebooks
+from companion.pipeline import notebooks
 
 STORED = notebooks.discover()
 
@@ -22,7 +22,7 @@ def _notebook(*sources, parameters="profile = 'ci'\nseed = 0\nscale = None"):
 
 def _cli(*args, env_results):
     return subprocess.run(
-        [sys.executable, "-m", "companion.cli", *args], capture_output=True, text=True,
+        [sys.executable, "-m", "companion", *args], capture_output=True, text=True,
         env={**__import__("os").environ, "COMPANION_RESULTS": str(env_results)},
     )
 

@@ -1,6 +1,6 @@
 import pytest
 
-from companion.profiles import resolve
+from companion.pipeline.profiles import resolve
 
 TABLE = {
     "ci": {"epochs": 2, "lr": 0.1},

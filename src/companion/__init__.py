@@ -12,19 +12,21 @@ from typing import Any
 __version__ = "0.1.0"
 
 _SUBMODULES = {
-    "claims", "cli", "curvature", "data", "ensembles", "gan", "gpu_plan", "heads", "imbalance",
-    "ledger", "losses", "metrics", "models", "notebooks", "ood", "paths", "plots", "profiles",
-    "quantize", "repro", "report", "theory", "train", "ufm",
+    "curvature", "data", "ensembles", "gan", "heads", "imbalance", "losses", "metrics", "models",
+    "ood", "pipeline", "plots", "quantize", "repro", "theory", "train", "ufm", "verdicts",
 }
+# The pipeline's modules live in ``companion.pipeline``; these names reach them from notebooks.
+_PIPELINE = {"claims", "ledger", "notebooks", "paths", "profiles", "report"}
 
 
 def __getattr__(name: str) -> Any:
-    if name in _SUBMODULES:
-        module = importlib.import_module(f"{__name__}.{name}")
+    if name in _SUBMODULES or name in _PIPELINE:
+        package = __name__ if name in _SUBMODULES else f"{__name__}.pipeline"
+        module = importlib.import_module(f"{package}.{name}")
         globals()[name] = module
         return module
     raise AttributeError(f"module 'companion' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | _SUBMODULES)
+    return sorted(set(globals()) | _SUBMODULES | _PIPELINE)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import matplotlib
 
-from . import ledger as ledger_module
-from .paths import results_dir
+from .pipeline import ledger as ledger_module
+from .pipeline.paths import results_dir
 
 #: One colour per loss, shared by every figure so a loss keeps its colour across papers.
 LOSS_COLORS = {

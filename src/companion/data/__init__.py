@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .. import paths
+from ..pipeline import paths
 from . import images, synthetic
 from .download import OFFICIAL_FILES, DownloadError, fetch, sha256_file
 from .images import DatasetNotFoundError

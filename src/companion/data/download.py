@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import paths
+from ..pipeline import paths
 from .images import writable
 
 CHUNK = 1 << 20

@@ -54,7 +54,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         return 2
     print(f"reproduce: {len(paths)} notebook(s) at profile {args.profile!r}", flush=True)
     if args.profile == "gpu":  # the device tool runs commands of at most 10 minutes
-        from . import gpu_plan
+        from . import plan as gpu_plan
 
         try:
             planned = sum(i.minutes for i in gpu_plan.items([notebooks.notebook_id(p) for p in paths]))
@@ -106,7 +106,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from . import gpu_plan
+    from . import plan as gpu_plan
 
     try:
         commands = gpu_plan.pack(gpu_plan.items(profile=args.profile), per_command=args.per_command)
@@ -119,7 +119,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_env(args: argparse.Namespace) -> int:
-    from . import paths, repro
+    from . import paths
+    from .. import repro
 
     print(repro.describe_environment())
     print(f"{'data':>13}: {paths.data_dir()}")
@@ -128,7 +129,7 @@ def cmd_env(args: argparse.Namespace) -> int:
 
 
 def cmd_data_fetch(args: argparse.Namespace) -> int:
-    from . import data
+    from .. import data
 
     try:
         data.fetch(args.name, data_dir=args.dir, base_url=args.url, log=print)
@@ -139,7 +140,7 @@ def cmd_data_fetch(args: argparse.Namespace) -> int:
 
 
 def cmd_data_check(args: argparse.Namespace) -> int:
-    from . import data
+    from .. import data
 
     print(data.check(args.dir, verify=args.verify))
     return 0

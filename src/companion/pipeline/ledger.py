@@ -148,7 +148,7 @@ class Ledger:
         return path
 
     def record(self) -> dict[str, Any]:
-        from .repro import environment
+        from ..repro import environment
 
         return {
             "notebook": self.notebook,

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import yaml
 
-REGISTRY = Path(__file__).with_name("registry")
+REGISTRY = Path(__file__).resolve().parent.parent / "registry"
 SOURCES = ("paper", "code", "derived", "third-party", "ours")
 
 
