@@ -11,7 +11,10 @@ from __future__ import annotations
 import os
 import tempfile
 
+import pytest
+
 from companion.pipeline.notebooks import CI_ENV
+from companion.pipeline.start import NOTEBOOK_ENV
 
 os.environ.update(CI_ENV)
 os.environ["COMPANION_RESULTS"] = tempfile.mkdtemp(prefix="companion-results-")
@@ -21,6 +24,15 @@ def pytest_collectstart(collector):
     """nbval: never compare stderr or HTML reprs; text/plain of checked cells is what counts."""
     if getattr(collector, "fspath", None) and str(collector.fspath).endswith(".ipynb"):
         collector.skip_compare += ("text/html", "application/javascript", "stderr")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """nbval: tell the notebook's kernel, started by the first cell's setup, which notebook it
+    runs (``companion.start`` takes the notebook's id from its path)."""
+    path = str(getattr(item, "fspath", ""))
+    if path.endswith(".ipynb"):
+        os.environ[NOTEBOOK_ENV] = path
 
 
 def pytest_runtest_teardown(item):

@@ -6,6 +6,7 @@ import pytest
 from companion.pipeline import claims, report
 from companion.pipeline.ledger import Ledger, format_value
 from companion.pipeline.profiles import resolve
+from companion.verdicts import Verdict
 
 
 @pytest.fixture
@@ -17,8 +18,8 @@ def results(tmp_path, monkeypatch):
 def _ledger(profile, verdict_value):
     cfg = resolve(profile, {"ci": {"n": 1}, "gpu": {"n": 2}, "paper": {"n": 3}}, quiet=True)
     ledger = Ledger("rooted_loss/01_loss_family", cfg, seed=0)
-    ledger.check("R-D1", measured=0.123456, expected="> 0", passed=verdict_value)
-    ledger.check("R-D5", measured={"a": 1.0, "b": True}, expected=True, verdict="partially")
+    ledger.check("R-D1", 0.123456, Verdict("reproduced" if verdict_value else "not reproduced", "> 0"))
+    ledger.check("R-D5", {"a": 1.0, "b": True}, Verdict("partially", "True"))
     return ledger
 
 
@@ -31,9 +32,14 @@ def test_ledger_json_has_everything(results):
     assert record["wall_seconds"] >= 0
     first = record["claims"][0]
     assert first["measured"] == 0.123456 and first["measured_text"] == "0.123"
-    assert first["verdict"] == "reproduced"
+    assert first["verdict"] == "reproduced" and first["passed"] is True
     assert first["statement"] == claims.get("R-D1").statement
-    assert record["claims"][1]["verdict"] == "partially"
+    assert record["claims"][1]["verdict"] == "partially" and record["claims"][1]["passed"] is False
+    assert record["state"] == "finished"
+    assert {"cpu_model", "cpu_capability", "blas"} <= set(record["environment"])
+    provenance = record["provenance"]
+    assert len(provenance["commit"]) == 40 and isinstance(provenance["dirty"], bool)
+    assert provenance["notebook_digest"] and provenance["statement_digests"]["R-D1"]
 
 
 def test_a_run_with_its_own_parameters_is_filed_apart_from_the_profile(results):
@@ -49,22 +55,34 @@ def test_a_run_with_its_own_parameters_is_filed_apart_from_the_profile(results):
     assert report.load_ledgers(results) == []  # and custom runs stay out of the report
 
 
-def test_verdicts_follow_passed_and_reject_unknown(results):
+def test_a_claim_takes_the_verdict_of_its_rule_and_unknowns_are_refused(results):
     cfg = resolve("ci", {"ci": {}}, quiet=True)
     ledger = Ledger("rooted_loss/01_loss_family", cfg)
-    ledger.check("R-D1", measured=1, expected=2, passed=False)
-    ledger.check("R-D2", measured=1, expected=2)
-    assert [e["verdict"] for e in ledger.entries] == ["not reproduced", "not checked at this scale"]
+    ledger.check("R-D1", 1, Verdict("not reproduced", "2"))
+    ledger.check("R-D2", 1, Verdict("undecided", "2", "inside the dead zone"))
+    assert [(e["verdict"], e["passed"]) for e in ledger.entries] == [("not reproduced", False), ("undecided", None)]
     with pytest.raises(ValueError, match="verdict must be one of"):
-        ledger.check("R-D3", measured=1, expected=2, verdict="sort of")
+        Verdict("sort of", "2")
+    with pytest.raises(TypeError, match="pass the Verdict of the claim's rule"):
+        ledger.check("R-D3", 1, "reproduced")
     with pytest.raises(KeyError, match="not in the registry"):
-        ledger.check("R-D99", measured=1, expected=2)
+        ledger.check("R-D99", 1, Verdict("reproduced", "2"))
 
 
-def test_summary_is_a_rounded_table(results):
-    text = _ledger("ci", True).summary()
-    assert text.splitlines()[0].split() == ["claim", "verdict", "measured", "expected"]
-    assert "0.123" in text and "0.123456" not in text
+def test_summary_shows_verdicts_and_no_measured_number(results):
+    ledger = _ledger("ci", True)
+    text = ledger.summary()
+    assert text.splitlines()[0].split() == ["claim", "verdict", "expected"]
+    assert "0.123" not in text and "reproduced" in text
+    assert "R-D1 (reproduced): 0.123" in ledger.measurements()
+
+
+def test_a_failed_run_writes_a_failed_ledger(results):
+    from companion.pipeline.ledger import write_failed
+
+    path = write_failed("rooted_loss/01_loss_family", "ci", "ValueError: boom", cell=7)
+    record = json.loads(path.read_text())
+    assert record["state"] == "failed" and record["cell"] == 7 and record["claims"] == []
 
 
 def test_format_value():
@@ -89,10 +107,10 @@ def test_report_has_every_claim_of_every_ledger_with_ci_and_gpu_columns(results)
 def test_claim_checked_by_two_notebooks_shows_both_and_combines(results):
     cfg = resolve("ci", {"ci": {}}, quiet=True)
     first = Ledger("unhinged/05_spherical_rescaled_lr", cfg)
-    first.check("U-I4", measured=6.5, expected="> 1", passed=True)
+    first.check("U-I4", 6.5, Verdict("reproduced", "> 1"))
     first.save()
     second = Ledger("unhinged/08_insights_small_data", cfg)
-    second.check("U-I4", measured=1.1, expected="> 1", verdict="partially")
+    second.check("U-I4", 1.1, Verdict("partially", "> 1"))
     second.save()
     row = next(line for line in report.build().splitlines() if line.startswith("| U-I4 |"))
     assert "05_spherical_rescaled_lr: 6.5 (reproduced)" in row
@@ -101,7 +119,7 @@ def test_claim_checked_by_two_notebooks_shows_both_and_combines(results):
 
 
 def test_combine_verdicts():
-    assert report.combine_verdicts(["reproduced", "not checked at this scale"]) == "reproduced"
+    assert report.combine_verdicts(["reproduced", "not checked at this scale"]) == "partially checked"
     assert report.combine_verdicts(["reproduced", "not reproduced"]) == "partially"
     assert report.combine_verdicts(["not reproduced", "not reproduced"]) == "not reproduced"
     assert report.combine_verdicts([]) == "not checked at this scale"
@@ -119,8 +137,8 @@ def test_readme_quotes_the_current_report_totals():
 def test_an_unchecked_claim_shows_its_note_in_the_report(results):
     cfg = resolve("ci", {"ci": {}}, quiet=True)
     ledger = Ledger("rooted_loss/01_loss_family", cfg)
-    ledger.check("R-D1", measured="mlp on digits", expected="x", note="ours 9,000 images/s")
-    ledger.check("R-D2", measured=1.0, expected="x", passed=True, note="not shown")
+    ledger.check("R-D1", "mlp on digits", Verdict("not checked at this scale", "x", "ours 9,000 images/s"))
+    ledger.check("R-D2", 1.0, Verdict("reproduced", "x", "not shown"))
     ledger.save()
     text = report.build()
     assert "mlp on digits (not checked at this scale): ours 9,000 images/s" in text

@@ -20,6 +20,10 @@ _PIPELINE = {"claims", "ledger", "notebooks", "paths", "profiles", "report"}
 
 
 def __getattr__(name: str) -> Any:
+    if name == "start":  # the one setup call of a notebook
+        from .pipeline.start import start
+
+        return start
     if name in _SUBMODULES or name in _PIPELINE:
         package = __name__ if name in _SUBMODULES else f"{__name__}.pipeline"
         module = importlib.import_module(f"{package}.{name}")
@@ -29,4 +33,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | _SUBMODULES | _PIPELINE)
+    return sorted(set(globals()) | _SUBMODULES | _PIPELINE | {"start"})

@@ -72,6 +72,7 @@ def environment() -> dict[str, Any]:
         "scikit-learn": sklearn.__version__,
         "matplotlib": matplotlib.__version__,
         "cpu_threads": torch.get_num_threads(),
+        **cpu(),
         "device": "cpu",
         "device_name": platform.processor() or platform.machine(),
     }
@@ -82,6 +83,46 @@ def environment() -> dict[str, Any]:
     return env
 
 
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux, ``sysctl`` on macOS), else the machine."""
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8"):
+            if line.lower().startswith(("model name", "hardware", "cpu model")):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    if platform.system() == "Darwin":
+        import subprocess
+
+        try:
+            return subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True,
+                                  text=True, timeout=5).stdout.strip() or platform.machine()
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return platform.processor() or platform.machine()
+
+
+def cpu() -> dict[str, Any]:
+    """What decides the last bits of CPU arithmetic: the CPU model, the instruction-set level
+    torch dispatches to (``ATEN_CPU_CAPABILITY`` can lower it), and the BLAS libraries loaded."""
+    from threadpoolctl import threadpool_info
+
+    blas = sorted({f"{i.get('internal_api')} {i.get('version')}" for i in threadpool_info()
+                   if i.get("user_api") == "blas"})
+    torch_blas = "mkl" if torch.backends.mkl.is_available() else "other"
+    return {
+        "cpu_model": cpu_model(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "blas": ", ".join(blas + [f"torch: {torch_blas}"]),
+        "code_path_env": {k: os.environ[k] for k in CODE_PATH_ENV if k in os.environ},
+    }
+
+
+#: environment variables that select CPU code paths (the perturbation run sets them)
+CODE_PATH_ENV = ("ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS", "ONEDNN_MAX_CPU_ISA",
+                 "OPENBLAS_CORETYPE", "MKL_CBWR")
+
+
 def describe_environment() -> str:
     """One line per item of :func:`environment`, for an ``NBVAL_IGNORE_OUTPUT`` cell."""
-    return "\n".join(f"{key:>13}: {value}" for key, value in environment().items())
+    return "\n".join(f"{key:>14}: {value}" for key, value in environment().items())

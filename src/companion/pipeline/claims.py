@@ -85,3 +85,39 @@ def get(claim_id: str) -> Claim:
             + (f" Close: {', '.join(hint)}" if hint else "")
         )
     return claims[claim_id]
+
+
+@dataclass(frozen=True)
+class NotebookInfo:
+    """Facts about one notebook kept in ``registry/notebooks.yaml``."""
+
+    id: str                        # '<paper>/<NN_topic>'
+    cuda: tuple[str, ...]          # profiles that need a CUDA device
+    gpu_minutes: float             # estimated H100 minutes of the gpu profile, start included
+    basis: str                     # what the estimate rests on
+
+    def needs_cuda(self, profile: str) -> bool:
+        return profile in self.cuda
+
+
+@cache
+def notebooks() -> dict[str, NotebookInfo]:
+    """Every registered notebook by id, from ``registry/notebooks.yaml``."""
+    entries = yaml.safe_load((REGISTRY / "notebooks.yaml").read_text()) or {}
+    return {nb: NotebookInfo(nb, tuple(e.get("cuda") or ()), float(e["gpu_minutes"]), str(e["basis"]))
+            for nb, e in entries.items()}
+
+
+def notebook(notebook_id: str) -> NotebookInfo:
+    """The registry's facts about ``notebook_id``; a typo gets the closest registered id."""
+    known = notebooks()
+    if notebook_id not in known:
+        hint = difflib.get_close_matches(notebook_id, list(known), n=2)
+        raise KeyError(f"notebook {notebook_id!r} is not in registry/notebooks.yaml."
+                       + (f" Close: {', '.join(hint)}" if hint else ""))
+    return known[notebook_id]
+
+
+def claims_of(notebook_id: str) -> list[Claim]:
+    """The registered claims a notebook checks, in registry order."""
+    return [c for c in all_claims().values() if c.notebook == notebook_id]

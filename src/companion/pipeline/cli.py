@@ -118,6 +118,40 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0 if text.endswith(": fits") else 1
 
 
+def cmd_headers(args: argparse.Namespace) -> int:
+    from . import scaffold
+
+    paths = args.notebook or notebooks.discover()
+    bad = 0
+    for nb in paths:
+        if args.check:
+            for problem in scaffold.header_problems(nb):
+                print(f"{nb}: {problem}")
+                bad += 1
+        elif scaffold.sync_header(nb):
+            print(f"{nb}: header re-rendered from the registry")
+    if args.check:
+        print(f"{len(paths)} header(s) checked, {bad} problem(s)")
+    return 1 if bad else 0
+
+
+def cmd_new(args: argparse.Namespace) -> int:
+    from . import scaffold
+
+    try:
+        path = scaffold.new_notebook(args.paper, args.topic, Path(args.root) if args.root else None)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {path}; storing it at ci ...", flush=True)
+    result = notebooks.run(path, "ci", {}, path)
+    _print_result(result)
+    if result.ok:
+        print("next: register its claims (src/companion/registry/), write their rules "
+              "(companion.verdicts), the work cells, then `companion headers` and `make store NB=...`")
+    return 0 if result.ok else 1
+
+
 def cmd_env(args: argparse.Namespace) -> int:
     from . import paths
     from .. import repro
@@ -187,6 +221,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="list problems of stored notebooks (default: all)")
     p.add_argument("notebook", nargs="*")
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("headers", help="render notebook headers' claims and gpu blocks from the registry")
+    p.add_argument("notebook", nargs="*")
+    p.add_argument("--check", action="store_true", help="only report headers that differ")
+    p.set_defaults(func=cmd_headers)
+
+    p = sub.add_parser("new", help="scaffold notebooks/<paper>/NN_<topic>.ipynb and store it at ci")
+    p.add_argument("paper")
+    p.add_argument("topic")
+    p.add_argument("--root", help="notebooks folder (default notebooks/)")
+    p.set_defaults(func=cmd_new)
 
     p = sub.add_parser("env", help="print versions, device, data and results folders")
     p.set_defaults(func=cmd_env)

@@ -1,9 +1,18 @@
 """The claims ledger of one notebook run.
 
-A notebook creates one ``Ledger``, records each claim with :meth:`Ledger.check` (the
-measured value, the expected value or relation, and an honest verdict), prints
-:meth:`Ledger.summary` in its last cell and calls :meth:`Ledger.save`, which writes
-``<results>/ledger/<profile>/<paper>__<topic>.json``. ``companion report`` reads them all.
+A notebook opens one ``Ledger`` (through ``companion.start``), records each claim with
+:meth:`Ledger.check` (the measured values and the :class:`~companion.verdicts.Verdict` its
+rule returned), shows :meth:`Ledger.measurements` for the reader and prints
+:meth:`Ledger.summary` (verdicts only: what must read the same on every machine) in its
+last, nbval-checked cell, and calls :meth:`Ledger.save`, which writes
+``<results>/ledger/<profile>/<paper>__<topic>.json`` with the exact values.
+
+A ledger says what produced it: the commit (and whether the tree was dirty), a digest of the
+notebook's sources, a digest of each claim's registered statement, and the machine (CPU
+model, the instruction set torch uses, BLAS). ``companion report`` marks a claim *stale* when
+its statement or its notebook changed after the ledger was written, and a failed run writes
+a ledger in state ``failed`` (:func:`write_failed`) so an older verdict is never shown beside
+a failed notebook.
 
 A run with a knob set by parameter (or a seed other than 0) is a *custom* run: its ledger and
 figures go under ``<results>/custom/`` instead, so re-running a notebook with your own
@@ -12,18 +21,22 @@ parameters never replaces the committed record of its profile nor enters the rep
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import os
+import subprocess
 import time
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ..verdicts import NOT_CHECKED, NOT_REPRODUCED, REPRODUCED, VERDICTS, Verdict
 from . import claims as claim_registry
-from .paths import results_dir
+from .paths import repo_root, results_dir
 
-VERDICTS = ("reproduced", "partially", "not reproduced", "not checked at this scale")
+FAILED = "failed"
 
 _current: Ledger | None = None
 
@@ -62,6 +75,61 @@ def format_value(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
+# -- provenance ------------------------------------------------------------------------------
+
+
+def text_digest(text: str) -> str:
+    """Short SHA-256 of a text (statements, notebook sources)."""
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def notebook_digest(path: str | Path) -> str:
+    """SHA-256 of a notebook's cell sources (markdown and code, without the injected parameters
+    cell and without outputs), so re-executing a notebook does not change it but editing does."""
+    nb = json.loads(Path(path).read_text())
+    sources = []
+    for cell in nb.get("cells", []):
+        if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
+            continue
+        source = cell.get("source", "")
+        sources.append(source if isinstance(source, str) else "".join(source))
+    return text_digest("\n\x1e".join(sources))
+
+
+def git_state(root: Path | None = None) -> dict[str, Any]:
+    """The commit of the checkout and whether its tracked files differ from it (None outside git)."""
+    root = root or repo_root()
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                                text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+    return {"commit": commit or None, "dirty": bool(dirty) if commit else None}
+
+
+def _notebook_file(notebook: str) -> Path | None:
+    env = os.environ.get("COMPANION_NOTEBOOK")
+    if env and Path(env).is_file():
+        return Path(env)
+    stored = repo_root() / "notebooks" / f"{notebook}.ipynb"
+    return stored if stored.is_file() else None
+
+
+def provenance(notebook: str, claim_ids: list[str]) -> dict[str, Any]:
+    """What produced a ledger: commit, dirty flag, notebook digest, statement digests."""
+    path = _notebook_file(notebook)
+    statements = {}
+    for cid in claim_ids:
+        try:
+            statements[cid] = text_digest(claim_registry.get(cid).statement)
+        except KeyError:
+            statements[cid] = None
+    return {**git_state(), "notebook_digest": notebook_digest(path) if path else None,
+            "statement_digests": statements}
+
+
 class Ledger:
     """Claims checked by one run of one notebook at one profile."""
 
@@ -85,28 +153,27 @@ class Ledger:
     def check(
         self,
         claim_id: str,
+        measured: Any = None,
+        outcome: Verdict | None = None,
         *,
-        measured: Any,
-        expected: Any,
-        passed: bool | None = None,
-        verdict: str | None = None,
-        note: str = "",
         statement: str | None = None,
         digits: int = 3,
-    ) -> None:
-        """Record one claim (a re-run of the same id replaces the earlier entry).
+        **legacy: Any,
+    ) -> Verdict:
+        """Record claim ``claim_id``: what was measured and the verdict its rule returned.
 
-        ``verdict`` defaults to ``reproduced`` / ``not reproduced`` from ``passed``, and to
-        ``not checked at this scale`` when ``passed`` is None; give it explicitly for
-        ``partially``. ``statement`` defaults to the registry's statement of the claim.
+        ``outcome`` is the :class:`~companion.verdicts.Verdict` of the claim's rule in
+        ``companion.verdicts.<paper>``; ``passed`` is derived from it. A re-run of the same id
+        replaces the earlier entry. ``statement`` defaults to the registry's statement.
         """
         claim = claim_registry.get(claim_id)
-        if verdict is None:
-            verdict = {True: VERDICTS[0], False: VERDICTS[2], None: VERDICTS[3]}[
-                None if passed is None else bool(passed)
-            ]
-        if verdict not in VERDICTS:
-            raise ValueError(f"verdict must be one of {VERDICTS}, got {verdict!r}")
+        if legacy:
+            outcome = _legacy_verdict(measured if "measured" not in legacy else legacy.pop("measured"), legacy)
+            measured = outcome[1]
+            outcome = outcome[0]
+        if not isinstance(outcome, Verdict):
+            raise TypeError(f"{claim_id}: pass the Verdict of the claim's rule (companion.verdicts), "
+                            f"got {type(outcome).__name__}")
         self.entries = [e for e in self.entries if e["id"] != claim_id]  # re-run of a cell
         self.entries.append(
             {
@@ -114,20 +181,28 @@ class Ledger:
                 "statement": statement or claim.statement,
                 "measured": _jsonable(measured),
                 "measured_text": format_value(measured, digits),
-                "expected": format_value(expected, digits),
-                "passed": None if passed is None else bool(passed),
-                "verdict": verdict,
-                "note": note,
+                "expected": outcome.expected,
+                "passed": outcome.passed,
+                "verdict": outcome.verdict,
+                "note": outcome.note,
             }
         )
+        return outcome
 
     def summary(self) -> str:
-        """A fixed-width table of the claims, meant for an ``NBVAL_CHECK_OUTPUT`` cell."""
-        rows = [("claim", "verdict", "measured", "expected")]
-        rows += [(e["id"], e["verdict"], e["measured_text"], e["expected"]) for e in self.entries]
-        widths = [max(len(r[i]) for r in rows) for i in range(4)]
-        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
-        lines.insert(1, "  ".join("-" * w for w in widths))
+        """The verdict of every claim and what was expected: the table an ``NBVAL_CHECK_OUTPUT``
+        cell compares, so it holds no measured number (those differ in the last bits from one
+        CPU to another; :meth:`measurements` shows them and the ledger JSON keeps them)."""
+        return _table([("claim", "verdict", "expected")]
+                      + [(e["id"], e["verdict"], e["expected"]) for e in self.entries])
+
+    def measurements(self) -> str:
+        """What each claim measured, rounded, and the rule's note: for the reader, not checked."""
+        lines = []
+        for e in self.entries:
+            lines.append(f"{e['id']} ({e['verdict']}): {e['measured_text']}")
+            if e["note"]:
+                lines.append(f"    {e['note']}")
         return "\n".join(lines)
 
     @property
@@ -137,7 +212,7 @@ class Ledger:
 
     @property
     def path(self) -> Path:
-        return self.root / "ledger" / self.profile / f"{self.paper}__{self.topic}.json"
+        return ledger_path(self.root, self.profile, self.notebook)
 
     def figure_path(self, name: str, suffix: str = ".png") -> Path:
         """Where figure ``name`` of this run is saved (and recorded in the ledger)."""
@@ -154,10 +229,12 @@ class Ledger:
             "notebook": self.notebook,
             "paper": self.paper,
             "profile": self.profile,
+            "state": "finished",
             "seed": self.seed,
             "overridden": self.overridden,
             "parameters": _jsonable(self.config),
             "environment": environment(),
+            "provenance": provenance(self.notebook, [e["id"] for e in self.entries]),
             "started": self.started.isoformat(timespec="seconds"),
             "wall_seconds": round(time.perf_counter() - self._t0, 2),
             "claims": self.entries,
@@ -166,7 +243,58 @@ class Ledger:
 
     def save(self) -> Path:
         """Write the JSON record; returns its path (not printed: it differs per machine)."""
-        path = self.path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.record(), indent=1) + "\n")
-        return path
+        return _write_json(self.path, self.record())
+
+
+def _table(rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _write_json(path: Path, record: dict[str, Any]) -> Path:
+    """Write atomically: a reader never sees half a ledger."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.part")
+    partial.write_text(json.dumps(record, indent=1) + "\n")
+    partial.replace(path)
+    return path
+
+
+def ledger_path(root: Path, profile: str, notebook: str) -> Path:
+    paper, topic = notebook.split("/")
+    return root / "ledger" / profile / f"{paper}__{topic}.json"
+
+
+def write_failed(notebook: str, profile: str, error: str, *, cell: int | None = None,
+                 custom: bool = False, parameters: Mapping[str, Any] | None = None) -> Path:
+    """A ledger in state ``failed`` for a run that did not finish: the report shows the
+    notebook's claims as failed (never an older verdict)."""
+    from ..repro import environment
+
+    root = results_dir() / "custom" if custom else results_dir()
+    record = {
+        "notebook": notebook, "paper": notebook.split("/")[0], "profile": profile,
+        "state": FAILED, "error": error, "cell": cell,
+        "parameters": _jsonable(dict(parameters or {})),
+        "environment": environment(),
+        "provenance": provenance(notebook, []),
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "claims": [], "figures": [],
+    }
+    return _write_json(ledger_path(root, profile, notebook), record)
+
+
+def _legacy_verdict(measured: Any, keywords: dict[str, Any]) -> tuple[Verdict, Any]:
+    """The pre-rules keywords (``expected=, passed=, verdict=, note=``), kept only while the
+    notebooks move to the rules of ``companion.verdicts``."""
+    unknown = set(keywords) - {"expected", "passed", "verdict", "note"}
+    if unknown:
+        raise TypeError(f"unexpected keyword(s) {sorted(unknown)}")
+    passed = keywords.get("passed")
+    verdict = keywords.get("verdict") or {True: REPRODUCED, False: NOT_REPRODUCED, None: NOT_CHECKED}[
+        None if passed is None else bool(passed)]
+    if verdict not in VERDICTS:
+        raise ValueError(f"verdict must be one of {VERDICTS}, got {verdict!r}")
+    return Verdict(verdict, format_value(keywords.get("expected", "")), keywords.get("note", "")), measured

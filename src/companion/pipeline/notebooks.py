@@ -26,6 +26,7 @@ import yaml
 from traitlets.config import Config
 
 from .paths import notebooks_dir, results_dir
+from .start import NOTEBOOK_ENV
 
 KERNEL = "python3"
 INJECTED_TAG = "injected-parameters"
@@ -156,7 +157,7 @@ def run(
     validate_parameters(path, params)
     output = Path(out) if out else default_output(path, profile, custom=is_custom(params))
     output.parent.mkdir(parents=True, exist_ok=True)
-    env = CI_ENV if profile == "ci" else {}
+    env = {**(CI_ENV if profile == "ci" else {}), NOTEBOOK_ENV: str(path.resolve())}
     error = None
     start = time.perf_counter()
     with _environment(env):

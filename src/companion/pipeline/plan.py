@@ -4,7 +4,7 @@ A lent H100 runs one command for at most 10 minutes and a session for 30 device-
 all (machine start included), so ``companion reproduce --profile gpu`` is split into
 commands. The minutes of each notebook's gpu profile come from its last gpu ledger when one
 exists (measured wall time plus kernel start), and otherwise from the estimate written in
-``registry/gpu_minutes.yaml`` with its basis (e.g. "4 x 20 ResNet-18 epochs at 1.4 s").
+``registry/notebooks.yaml`` with its basis (e.g. "4 x 20 ResNet-18 epochs at 1.4 s").
 ``companion plan`` packs the notebooks into commands and says whether the total fits.
 """
 
@@ -14,9 +14,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
-from .claims import REGISTRY
+from .claims import notebooks
 from .notebooks import discover, notebook_id
 from .paths import results_dir
 
@@ -33,10 +31,9 @@ class Item:
     source: str  # "measured" or "estimated: <basis>"
 
 
-def estimates(path: Path | None = None) -> dict[str, Item]:
-    """The estimates of ``registry/gpu_minutes.yaml``."""
-    entries = yaml.safe_load((path or REGISTRY / "gpu_minutes.yaml").read_text()) or {}
-    return {nb: Item(nb, float(e["minutes"]), f"estimated: {e['basis']}") for nb, e in entries.items()}
+def estimates() -> dict[str, Item]:
+    """The estimates of ``registry/notebooks.yaml``."""
+    return {nb: Item(nb, info.gpu_minutes, f"estimated: {info.basis}") for nb, info in notebooks().items()}
 
 
 def measured(profile: str = "gpu", root: Path | None = None) -> dict[str, Item]:
@@ -57,7 +54,7 @@ def items(notebooks: list[str] | None = None, profile: str = "gpu") -> list[Item
     known = {**estimates(), **measured(profile)}
     missing = [nb for nb in notebooks if nb not in known]
     if missing:
-        raise KeyError(f"no gpu estimate for {', '.join(missing)}: add it to registry/gpu_minutes.yaml")
+        raise KeyError(f"no gpu estimate for {', '.join(missing)}: add it to registry/notebooks.yaml")
     return [known[nb] for nb in notebooks]
 
 

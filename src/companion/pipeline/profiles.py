@@ -1,20 +1,34 @@
-"""Profiles: one notebook, three scales.
+"""Profiles: one notebook, three scales, each knob written once.
 
-Every notebook writes out a table of settings per profile (``ci``: seconds on 2 CPU cores
-with offline data; ``gpu``: minutes on one H100 with the real datasets; ``paper``: the
-paper's own settings) and resolves it once against the papermill parameters::
+A notebook writes out its table of settings: ``ci`` in full (seconds on 2 CPU cores with
+offline data), and ``gpu`` (minutes on one H100 with the real datasets) and ``paper`` (the
+paper's own settings) as the **differences** from ci::
 
-    cfg = resolve(profile, PROFILES, epochs=epochs, lr=lr)   # None = the profile's value
-    cfg.epochs
+    PROFILES = {
+        "ci": dict(epochs=2, lr=0.1, widths=[20, 50]),
+        "gpu": dict(epochs=50),
+        "paper": dict(epochs=200, lr=0.05),
+    }
+
+``resolve(profile, PROFILES, overrides)`` merges the profile over ci and applies every
+non-None override after :func:`check_overrides` has compared it with the type of the ci
+value (int, float, bool, str, list of ..., None): a wrong type or a count below 1 is refused
+with the knob's name, before anything runs. ``companion run`` does the same check before a
+kernel starts, reading the table from the notebook's source (:func:`table_from_notebook`).
 """
 
 from __future__ import annotations
 
+import ast
 import difflib
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 KNOWN_PROFILES = ("ci", "gpu", "paper")
+BASE = "ci"
+#: knobs that count something: an override must be a positive integer
+COUNT_SUFFIXES = ("epochs", "steps", "seeds", "points", "every", "batch_size", "width", "n")
 
 
 class Config(Mapping[str, Any]):
@@ -65,26 +79,102 @@ def _unknown_message(name: str, valid: Mapping[str, Any] | tuple[str, ...], what
     return f"unknown {what} {name!r}.{maybe} Valid {what}s: {', '.join(names)}"
 
 
-def resolve(
-    profile: str, table: Mapping[str, Mapping[str, Any]], *, quiet: bool = False, **overrides: Any
-) -> Config:
-    """The profile's defaults from ``table`` with every non-None override applied.
+def check_table(table: Mapping[str, Mapping[str, Any]]) -> None:
+    """Raise ``ValueError`` unless ``table`` has a full ``ci`` row and every other row names
+    only knobs of ci (the differences)."""
+    if BASE not in table:
+        raise ValueError(f"profile table needs a {BASE!r} row with every knob; it has {sorted(table)}")
+    for name, row in table.items():
+        extra = sorted(set(row) - set(table[BASE]))
+        if extra:
+            raise ValueError(f"profile table: {name!r} sets {extra}, which {BASE!r} does not define "
+                             f"(ci lists every knob; other profiles only what differs)")
 
-    Raises ``ValueError`` for a profile the table does not define, for a knob no profile
-    defines, and for a table whose profiles do not share one set of knobs.
+
+def profile_values(profile: str, table: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """The settings of ``profile``: its row merged over the ci row."""
+    check_table(table)
+    check_profile(profile, tuple(table))
+    return {**table[BASE], **table[profile]}
+
+
+def check_profile(profile: str, known: tuple[str, ...] = KNOWN_PROFILES) -> None:
+    if profile not in known:
+        raise ValueError(_unknown_message(profile, known, "profile"))
+
+
+def _type_name(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (list, tuple)):
+        inner = sorted({_type_name(v) for v in value})
+        return f"list of {' or '.join(inner)}" if inner else "list"
+    return type(value).__name__
+
+
+def _fits(value: Any, default: Any) -> bool:
+    """Whether ``value`` has the type of the ci value ``default`` (an int is a float too)."""
+    if default is None or value is None:
+        return True
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(default, int):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(default, str):
+        return isinstance(value, str)
+    if isinstance(default, (list, tuple)):
+        if not isinstance(value, (list, tuple)):
+            return False
+        kinds = [d for d in default if d is not None]
+        return not kinds or all(any(_fits(v, d) for d in kinds) for v in value)
+    if isinstance(default, dict):
+        return isinstance(value, dict)
+    return True
+
+
+def _is_count(name: str, default: Any) -> bool:
+    return (isinstance(default, int) and not isinstance(default, bool)
+            and any(name == s or name.endswith(f"_{s}") or name.startswith(f"{s}_") for s in COUNT_SUFFIXES))
+
+
+def check_overrides(table: Mapping[str, Mapping[str, Any]], overrides: Mapping[str, Any]) -> None:
+    """Raise ``ValueError`` naming every override that is not a knob of the table, has not the
+    type of its ci value, or is a count (epochs, steps, ...) below 1. None means "the profile's
+    value" and always passes."""
+    check_table(table)
+    base = table[BASE]
+    problems = []
+    for name, value in overrides.items():
+        if name not in base:
+            problems.append(_unknown_message(name, base, "knob"))
+            continue
+        if value is None:
+            continue
+        default = base[name]
+        if not _fits(value, default):
+            problems.append(f"knob {name!r} expects {_type_name(default)} (ci value {default!r}), "
+                            f"got {_type_name(value)} {value!r}")
+        elif _is_count(name, default) and value < 1:
+            problems.append(f"knob {name!r} counts something and must be >= 1, got {value!r}")
+    if problems:
+        raise ValueError("; ".join(problems))
+
+
+def resolve(profile: str, table: Mapping[str, Mapping[str, Any]],
+            overrides: Mapping[str, Any] | None = None, *, quiet: bool = False,
+            **keyword_overrides: Any) -> Config:
+    """The profile's settings (its row over ci) with every non-None override applied.
+
+    Raises ``ValueError`` for an unknown profile, a malformed table, and an override that is
+    not a knob, has the wrong type or is a count below 1.
     """
-    if profile not in table:
-        raise ValueError(_unknown_message(profile, tuple(table), "profile"))
-    knobs = list(table[profile])
-    for name, settings in table.items():
-        if set(settings) != set(knobs):
-            missing = sorted(set(knobs) ^ set(settings))
-            raise ValueError(f"profile table is inconsistent: {name!r} differs in knobs {missing}")
-    values = dict(table[profile])
+    overrides = {**(overrides or {}), **keyword_overrides}
+    values = profile_values(profile, table)
+    check_overrides(table, overrides)
     overridden = []
     for key, value in overrides.items():
-        if key not in values:
-            raise ValueError(_unknown_message(key, values, "knob"))
         if value is not None:
             values[key] = value
             overridden.append(key)
@@ -92,3 +182,36 @@ def resolve(
     if not quiet:
         print(cfg.describe())
     return cfg
+
+
+# -- reading a notebook's table without running it -------------------------------------------
+
+_SAFE_CALLS = {"dict": dict, "list": list, "range": range, "tuple": tuple, "float": float,
+               "int": int, "sorted": sorted, "round": round}
+
+
+def table_from_source(source: str) -> dict[str, dict[str, Any]] | None:
+    """The ``PROFILES = {...}`` assignment of a cell's source, evaluated with only literals and
+    a few builtins (dict, list, range, ...); None if the source has no such assignment."""
+    for node in ast.parse(source).body:
+        if (isinstance(node, ast.Assign) and len(node.targets) == 1
+                and isinstance(node.targets[0], ast.Name) and node.targets[0].id == "PROFILES"):
+            code = compile(ast.Expression(node.value), "<PROFILES>", "eval")
+            return eval(code, {"__builtins__": _SAFE_CALLS}, {})  # noqa: S307 - our own notebooks
+    return None
+
+
+def table_from_notebook(path: str | Path) -> dict[str, dict[str, Any]] | None:
+    """The profile table written in notebook ``path`` (None if it has none)."""
+    import nbformat
+
+    nb = nbformat.read(Path(path), as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code" and "PROFILES" in cell.source:
+            try:
+                table = table_from_source(cell.source)
+            except SyntaxError:
+                continue
+            if table is not None:
+                return table
+    return None

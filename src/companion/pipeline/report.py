@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from . import claims as registry
-from .ledger import VERDICTS
+from ..verdicts import NOT_CHECKED, VERDICTS, combine
 from .paths import results_dir
 
 PROFILE_COLUMNS = ("ci", "gpu")
@@ -38,33 +38,25 @@ def _link(record: dict[str, Any]) -> str:
 
 
 def combine_verdicts(verdicts: list[str]) -> str:
-    """One verdict for a claim checked by several notebooks at one profile.
-
-    Unchecked entries do not count; all reproduced -> reproduced, all not reproduced ->
-    not reproduced, any other mix -> partially.
-    """
-    checked = [v for v in verdicts if v != VERDICTS[3]]
-    if not checked:
-        return VERDICTS[3]
-    if len(set(checked)) == 1:
-        return checked[0]
-    return VERDICTS[1]
+    """One verdict for a claim checked by several notebooks at one profile: the parts'
+    verdicts joined by :func:`companion.verdicts.combine`."""
+    return combine(verdicts)
 
 
 def overall_verdict(by_profile: dict[str, list[dict[str, Any]]]) -> str:
     """The verdict measured at the largest scale: paper over gpu over ci."""
     for profile in ("paper", "gpu", "ci"):
         verdict = combine_verdicts([e["verdict"] for e in by_profile.get(profile, [])])
-        if by_profile.get(profile) and verdict != VERDICTS[3]:
+        if by_profile.get(profile) and verdict != NOT_CHECKED:
             return f"{verdict} ({profile})"
-    return VERDICTS[3]
+    return NOT_CHECKED
 
 
 def _measured(entry: dict[str, Any]) -> str:
     """The measurement and its verdict; an unchecked entry also shows its note, which says what
     was measured instead and why the claim is not judged at this scale."""
     text = f"{entry['measured_text']} ({entry['verdict']})"
-    if entry["verdict"] == VERDICTS[3] and entry.get("note"):
+    if entry["verdict"] == NOT_CHECKED and entry.get("note"):
         text += f": {entry['note']}"
     return text
 
