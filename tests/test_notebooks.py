@@ -116,3 +116,61 @@ def test_run_with_parameters_writes_under_results_custom(tmp_path):
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "results" / "custom" / "ci" / "nb.ipynb").exists()
     assert not (tmp_path / "results" / "ci").exists()
+
+
+def _glossary():
+    import yaml
+
+    from companion.pipeline.claims import REGISTRY
+
+    return yaml.safe_load((REGISTRY / "knobs.yaml").read_text())
+
+
+@pytest.mark.parametrize("path", STORED, ids=[notebooks.notebook_id(p) for p in STORED])
+def test_knobs_use_the_glossary_names(path):
+    glossary = _glossary()
+    knobs = [k for k in notebooks.declared_parameters(path) if k not in ("profile", "seed")]
+    retired = {k: glossary["retired"][k] for k in knobs if k in glossary["retired"]}
+    assert not retired, f"retired knob names (use the new ones): {retired}"
+    unknown = [k for k in knobs if k not in glossary["knobs"]]
+    assert not unknown, f"knobs missing from registry/knobs.yaml: {unknown}"
+
+
+@pytest.mark.parametrize("path", STORED, ids=[notebooks.notebook_id(p) for p in STORED])
+def test_each_knob_is_declared_once_and_matches_the_profile_table(path):
+    from companion.pipeline.profiles import check_table, table_from_notebook
+
+    table = table_from_notebook(path)
+    assert table is not None, "no PROFILES table"
+    check_table(table)
+    declared = [k for k in notebooks.declared_parameters(path) if k not in ("profile", "seed")]
+    assert sorted(declared) == sorted(table["ci"]), "the parameters cell and the ci row must list the same knobs"
+    for name in ("gpu", "paper"):
+        same = [k for k, v in table.get(name, {}).items() if table["ci"][k] == v]
+        assert not same, f"profile {name!r} restates ci values for {same}: list only what differs"
+
+
+INLINE_VERDICT = ("passed=", "verdict=", "expected=", "Verdict(", '"reproduced"', '"partially"',
+                  '"not reproduced"', "not checked at this scale", '"undecided"')
+
+
+@pytest.mark.parametrize("path", STORED, ids=[notebooks.notebook_id(p) for p in STORED])
+def test_no_notebook_computes_a_verdict_inline(path):
+    """Verdicts come from the rules in companion.verdicts; a notebook measures and calls them."""
+    nb = nbformat.read(path, as_version=4)
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    found = [s for s in INLINE_VERDICT if s in code]
+    assert not found, f"verdict logic in the notebook ({found}): move it into companion.verdicts"
+
+
+@pytest.mark.parametrize("path", STORED, ids=[notebooks.notebook_id(p) for p in STORED])
+def test_gpu_minutes_and_claims_are_stated_only_in_the_rendered_blocks(path):
+    from companion.pipeline import claims, scaffold
+
+    nb = nbformat.read(path, as_version=4)
+    header = nb.cells[0].source
+    outside = header.split(scaffold.GPU_BEGIN)[0] + header.split(scaffold.GPU_END)[-1]
+    rest = "\n".join(c.source for c in nb.cells[1:])
+    assert "Estimated gpu time" not in outside + rest, "gpu minutes belong to registry/notebooks.yaml"
+    for claim in claims.claims_of(notebooks.notebook_id(path)):
+        assert claim.statement[:60] not in rest, f"{claim.id}'s statement is restated: cite the id"

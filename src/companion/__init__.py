@@ -13,7 +13,8 @@ __version__ = "0.1.0"
 
 _SUBMODULES = {
     "curvature", "data", "ensembles", "gan", "heads", "imbalance", "losses", "metrics", "models",
-    "ood", "pipeline", "plots", "quantize", "repro", "theory", "train", "ufm", "verdicts",
+    "experiments", "ood", "pipeline", "plots", "quantize", "repro", "runs", "theory", "train", "ufm",
+    "verdicts",
 }
 # The pipeline's modules live in ``companion.pipeline``; these names reach them from notebooks.
 _PIPELINE = {"claims", "ledger", "notebooks", "paths", "profiles", "report"}
