@@ -10,6 +10,10 @@ PROFILE ?= ci
 PAPER   ?=
 # pytest workers: notebooks run one kernel thread each, spread over the cores
 JOBS    ?= 2
+# Another CPU code path of the same machine: other reduction orders in ATen, MKL and OpenBLAS,
+# so other last bits. `make test` re-runs every stored notebook under it (checked outputs must
+# not move); what else perturbs was measured (README, "Verifying").
+PERTURB ?= ATEN_CPU_CAPABILITY=default MKL_CBWR=COMPATIBLE OPENBLAS_CORETYPE=Sandybridge
 # datasets: $COMPANION_DATA if set; else the offline copies beside the checkout on this
 # project's machines (as .ci/run does); else data/ (see data/README.md)
 ifeq ($(origin COMPANION_DATA),undefined)
@@ -18,11 +22,12 @@ ifeq ($(origin COMPANION_DATA),undefined)
   endif
 endif
 
-.PHONY: help install reproduce test lab store report clean
+.PHONY: help install reproduce test perturbed lab store report clean
 
 help:
 	@echo "make reproduce [PROFILE=ci|gpu|paper] [PAPER=slug]  run notebooks, write ledgers and results/REPORT.md"
-	@echo "make test                                          unit tests + nbval over notebooks/"
+	@echo "make test                                          unit tests + nbval over notebooks/, then again on another CPU code path"
+	@echo "make perturbed                                     only the second nbval pass (PERTURB=...)"
 	@echo "make lab                                           JupyterLab on notebooks/ with the project kernel"
 	@echo "make store NB=notebooks/<paper>/NN_x.ipynb         re-execute one stored notebook at ci, in place"
 
@@ -39,6 +44,10 @@ reproduce: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n $(JOBS) --dist loadscope
+	$(MAKE) --no-print-directory perturbed
+
+perturbed: $(STAMP)  # the stored notebooks once more, on another CPU code path
+	env $(PERTURB) $(BIN)/python -m pytest -n $(JOBS) --dist loadscope -p no:cacheprovider -q notebooks
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/
