@@ -114,6 +114,57 @@ def test_nc1_in_low_dimension_matches_pinv():
     assert ours["nc2_h"] == pytest.approx(ref["nc2_h"], rel=1e-10)
 
 
+@pytest.mark.parametrize("K, d, seed", [(12, 2, 15), (30, 3, 0), (50, 5, 1)])
+def test_nc1_with_many_more_classes_than_dimensions_matches_pinv(K, d, seed):
+    """K - 1 > d: the K x K Gram the metric diagonalizes has K - 1 - d round-off eigenvalues
+    that the d x d Sigma_B scipy inverts does not have; they must not count (at (12, 2, 15)
+    one of them lies above the cut d * eps and moved nc1 by 7% before the rank cap)."""
+    gen = torch.Generator().manual_seed(seed)
+    labels = class_major(K, 4)
+    features = torch.randn(K, d, generator=gen, dtype=torch.float64)[labels] + 0.3 * torch.randn(
+        K * 4, d, generator=gen, dtype=torch.float64)
+    W = torch.randn(K, d, generator=gen, dtype=torch.float64)
+    ours = metrics.neural_collapse(features, labels, W)["nc1"]
+    assert ours == pytest.approx(reference_nc(features, labels, W, None)["nc1"], rel=1e-8)
+
+
+@pytest.mark.parametrize("dim", [3, 8, 20])
+def test_pinv_cut_is_scipys_default_for_the_d_by_d_sigma_b(dim):
+    """scipy.linalg.pinv (what nc_loss's evaluate.py calls on Sigma_B) keeps singular values
+    above max(d, d) * eps * the largest: a relative eigenvalue of (d - 1/2) eps is dropped,
+    (d + 1/2) eps kept, by scipy and by the metric's cut alike."""
+    eps = np.finfo(np.float64).eps
+    for factor, rank in ((dim - 0.5, 1), (dim + 0.5, 2)):
+        eigenvalues = np.array([1.0, factor * eps] + [0.0] * (dim - 2))
+        _, scipy_rank = scipy.linalg.pinv(np.diag(eigenvalues), return_rank=True)
+        ours = int(metrics._pinv_keep(torch.tensor(eigenvalues), dim).sum())
+        assert scipy_rank == ours == rank
+
+
+@pytest.mark.parametrize("relative, kept", [(8.0, True), (1.0, False)])
+def test_nc1_keeps_the_directions_scipy_keeps_when_k_exceeds_d(relative, kept):
+    """K = 12 classes in d = 4 dimensions, Sigma_B with one eigenvalue at ``relative`` * eps
+    of the largest: 8 eps lies between scipy's cut d * eps and the former max(d, K) * eps, so
+    scipy keeps that direction (nc1 of order 1e12) and so must the metric; at 1 eps both drop it."""
+    K, d, n = 12, 4, 5
+    gen = torch.Generator().manual_seed(0)
+    ones = torch.ones(K, 1, dtype=torch.float64)
+    frame = torch.linalg.qr(torch.cat([ones, torch.randn(K, d, generator=gen, dtype=torch.float64)], 1))[0]
+    rotation = torch.linalg.qr(torch.randn(d, d, generator=gen, dtype=torch.float64))[0]
+    scales = torch.tensor([1.0, 1.0, 1.0, math.sqrt(relative * np.finfo(np.float64).eps)], dtype=torch.float64)
+    means = rotation @ torch.diag(scales) @ frame[:, 1:d + 1].T  # (d, K), columns sum to 0
+    labels = class_major(K, n)
+    noise = 0.1 * torch.randn(K, n, d, generator=gen, dtype=torch.float64)
+    features = means.T[labels] + (noise - noise.mean(dim=1, keepdim=True)).reshape(K * n, d)
+    W = torch.randn(K, d, generator=gen, dtype=torch.float64)
+    ours = metrics.neural_collapse(features, labels, W)["nc1"]
+    ref = reference_nc(features, labels, W, None)["nc1"]
+    if kept:  # the tiny eigenvalue is known to a few eps: agreement to a factor, both huge
+        assert ours > 1e9 and ref > 1e9 and 1 / 3 < ours / ref < 3
+    else:
+        assert ours < 1e3 and ours == pytest.approx(ref, rel=1e-6)
+
+
 def test_invariant_to_a_global_rotation():
     K, n, d = 5, 8, 9
     labels = class_major(K, n)

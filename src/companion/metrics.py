@@ -2,8 +2,9 @@
 
 Classification: :func:`accuracy`, :func:`per_class_accuracy`, :func:`margins`,
 :func:`expected_calibration_error` and :func:`calibration_bins` (the numbers a reliability
-diagram draws). Geometry: :func:`neural_collapse` (NC1-NC4 and ||W mu_G + b||, as in
-nc_losses.md §1.3/§4.5) and :func:`simplex_etf`.
+diagram draws). Geometry: :func:`neural_collapse` (NC1-NC4 of Papyan, Han and Donoho,
+PNAS 2020, in the form of the official code of Zhou et al., NeurIPS 2022,
+github.com/jinxinzhou/nc_loss ``evaluate.py``, and ||W mu_G + b||) and :func:`simplex_etf`.
 
 Everything runs on the tensors' own device. Per-class sums are one-hot matrix products,
 not scatter/index_add, so they are deterministic on CUDA too; the NC metrics work in float64.
@@ -115,12 +116,24 @@ def _unit_scale(x: torch.Tensor) -> torch.Tensor:
     return x / peak if peak > 0 else x
 
 
+def _pinv_keep(eigenvalues: torch.Tensor, dim: int) -> torch.Tensor:
+    """Which of ``eigenvalues`` (ascending, of a PSD matrix of rank <= ``dim``) the default
+    ``scipy.linalg.pinv`` of the d x d matrix keeps: those above ``dim * eps * largest``
+    (float64 eps), and at most the ``dim`` largest (a K x K Gram with K - 1 > d has
+    K - 1 - d eigenvalues that are 0 in exact arithmetic and round-off here; the d x d
+    matrix does not have them)."""
+    cut = dim * torch.finfo(torch.float64).eps * eigenvalues.max().clamp_min(0)
+    keep = eigenvalues > cut
+    keep[: max(0, len(eigenvalues) - dim)] = False
+    return keep
+
+
 def neural_collapse(features: torch.Tensor, labels: torch.Tensor, W: torch.Tensor,
                     b: torch.Tensor | None = None, *, center_w: bool = True) -> dict[str, float]:
     """NC metrics of features (N, d) with labels (N,) and a classifier W (K, d), b (K,).
 
-    Definitions (nc_losses.md §1.3; nc_loss ``evaluate.py``), with mu_G the mean of all N
-    features, mu_k the class means, M = [mu_1 - mu_G, ..., mu_K - mu_G] (d, K),
+    Definitions (Papyan, Han and Donoho, PNAS 2020; nc_loss ``evaluate.py``), with mu_G the
+    mean of all N features, mu_k the class means, M = [mu_1 - mu_G, ..., mu_K - mu_G] (d, K),
     Sigma_W = (1/N) sum_i (h_i - mu_{y_i})(h_i - mu_{y_i})^T, Sigma_B = (1/K) M M^T and
     P = (I - 11^T/K)/sqrt(K-1) (unit Frobenius norm):
 
@@ -136,11 +149,14 @@ def neural_collapse(features: torch.Tensor, labels: torch.Tensor, W: torch.Tenso
     ``center_w=False`` is tding1/Neural-Collapse's ``validate_NC.py``. Both agree at a UFM
     optimum, where the rows of W sum to 0.
 
-    Sigma_B^+ is the pseudo-inverse with scipy.linalg.pinv's default cut (singular values
-    below max(d, K) * eps * the largest are dropped), computed from the K x K Gram of M on the
-    complement of the class-size vector (which M always annihilates), so no d x d matrix is
-    formed. Degenerate inputs give finite values by these conventions: a zero Gram is at
-    distance 1 from P (so W = 0 gives ``nc2_w`` = ``nc3`` = 1, and H = 0 gives ``nc2_h`` =
+    Sigma_B^+ is the pseudo-inverse with the cut of ``scipy.linalg.pinv``, which nc_loss's
+    ``evaluate.py`` calls on the d x d Sigma_B: eigenvalues of Sigma_B at or below
+    d * eps * the largest are dropped (scipy's default ``rtol = max(d, d) * eps``; eps of
+    float64 here, where the official code passes float32 features and so cuts at
+    d * 1.2e-7 relative). It is computed from the K x K Gram of M on the complement of the
+    class-size vector (which M always annihilates), so no d x d matrix is formed.
+    Degenerate inputs give finite values by these conventions: a zero Gram is at distance 1
+    from P (so W = 0 gives ``nc2_w`` = ``nc3`` = 1, and H = 0 gives ``nc2_h`` =
     ``nc3`` = 1), and Sigma_B = 0 gives ``nc1`` = 0 (pinv(0) = 0, as in the papers' code).
     Every label in 0..K-1 must occur.
     """
@@ -183,7 +199,7 @@ def neural_collapse(features: torch.Tensor, labels: torch.Tensor, W: torch.Tenso
     basis = q_full[:, 1:]  # (K, K-1), orthonormal, orthogonal to n
     m_q = centred_means.T @ basis  # (d, K-1)
     lam, vec = torch.linalg.eigh(m_q.T @ m_q / num_classes)
-    keep = lam > max(dim, num_classes) * torch.finfo(torch.float64).eps * lam.max().clamp_min(0)
+    keep = _pinv_keep(lam, dim)
     if keep.any():
         directions = within @ (m_q @ vec[:, keep])  # D M Q v_i, (N, r)
         nc1 = (directions.pow(2).sum(0) / lam[keep].pow(2)).sum().item() / (
