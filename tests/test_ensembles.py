@@ -24,7 +24,7 @@ def toy_data(points_per_class=20, seed=0):
 
 def plain_loop(member, x, y, steps, base, record_every, snapshot_every=None):
     """One network, written out: autograd through relu(x W1^T + b1) W2^T + b2, p -= lr grad."""
-    params = ensembles.init_parameters(x.shape[1], member.width, C, member.seed)
+    params = ensembles.init_parameters(x.shape[1], member.width, C, member.seed, init=member.init)
     params = {k: v.clone().requires_grad_(True) for k, v in params.items()}
     fn = base if member.schedule is None else losses.DynamicalLoss(base, member.schedule)
     rows, snapshots = [], {}
@@ -57,7 +57,8 @@ def mixed_members(steps):
             Member(width=7, seed=0, lr=1.0, schedule=fast, tag="DL2"),
             # differs from `fast` only in the first emphasized class: must get its own weights
             Member(width=7, seed=0, lr=1.0, tag="DL3",
-                   schedule=losses.DynamicalWeights(C, amplitude=20, period=30, total_steps=steps, start_class=1))]
+                   schedule=losses.DynamicalWeights(C, amplitude=20, period=30, total_steps=steps, start_class=1)),
+            Member(width=7, seed=2, lr=1.0, schedule=fast, tag="DL", init="glorot")]  # nonzero b1, b2
 
 
 @pytest.mark.parametrize("loss_name,params", [("ce", {}), ("focal", {"gamma": 2.0}), ("mse", {"scale": 1.0})])
@@ -67,7 +68,7 @@ def test_every_member_follows_its_plain_loop(loss_name, params):
     members = mixed_members(steps)
     base = losses.get(loss_name, **params)
     run = ensembles.train(members, x, y, steps=steps, loss=base, record_every=every)
-    assert list(run.history.columns[:6]) == ["member", "width", "seed", "lr", "tag", "step"]
+    assert list(run.history.columns[:7]) == ["member", "width", "seed", "lr", "tag", "init", "step"]
     for i, member in enumerate(members):
         rows, final, _ = plain_loop(member, x, y, steps, base, every)
         mine = run.history[run.history.member == i]
@@ -148,6 +149,26 @@ def test_initialization_is_the_papers():
     again = ensembles.init_parameters(2, 20_000, 3, seed=5)
     assert all(torch.equal(params[k], again[k]) for k in params)
     assert not torch.equal(params["W1"], ensembles.init_parameters(2, 20_000, 3, seed=6)["W1"])
+
+
+def test_glorot_initialization_is_the_updated_notebooks():
+    """jax's glorot_normal (variance_scaling(1, fan_avg, truncated_normal)) and normal(1e-2) biases,
+    checked against scipy's truncated normal."""
+    from scipy import stats
+
+    params = ensembles.init_parameters(2, 20_000, 3, seed=5, init="glorot")
+    for key, fan_in, fan_out in (("W1", 2, 20_000), ("W2", 20_000, 3)):
+        w = params[key].numpy().ravel()
+        sd = math.sqrt(2 / (fan_in + fan_out))
+        assert w.std() == pytest.approx(sd, rel=0.02)
+        bound = 2 * sd / stats.truncnorm(-2, 2).std()  # the truncation at 2 sd of the unscaled normal
+        assert np.abs(w).max() <= bound and np.abs(w).max() > 0.95 * bound
+        assert stats.kstest(w / (sd / stats.truncnorm(-2, 2).std()), stats.truncnorm(-2, 2).cdf).pvalue > 1e-3
+    assert params["b1"].std().item() == pytest.approx(0.01, rel=0.03) and params["b2"].abs().max() > 0
+    again = ensembles.init_parameters(2, 20_000, 3, seed=5, init="glorot")
+    assert all(torch.equal(params[k], again[k]) for k in params)
+    with pytest.raises(ValueError, match="init"):
+        ensembles.init_parameters(2, 3, 3, seed=0, init="he")
 
 
 def test_to_module_computes_forward():

@@ -41,6 +41,20 @@ def test_dynamical_weights_match_the_official_loop(total_time):
     assert np.allclose(expected[-4000:], 1.0) and expected[: total_time - 5100].max() > 2.9
 
 
+@pytest.mark.parametrize("total_time,T", [(35_000, 5000), (70_000, 5000), (1000, 99), (990, 99), (1000, 100),
+                                          (1600, 159), (110, 9), (107, 9), (120, 10), (12, 5), (5, 5)])
+def test_official_last_period_rule_matches_the_official_loop(total_time, T):
+    """official_last_period_plain against the replica of the loop; with its answer as
+    last_period_plain, DynamicalWeights reproduces the official weights at every step."""
+    official = official_gammas(total_time, T, 70)
+    last_start = (total_time - 1) // (T + 1) * (T + 1)
+    plain_period = last_start > 0 and bool(np.allclose(official[last_start:], 1.0))
+    assert dyn.official_last_period_plain(total_time, T) == plain_period
+    schedule = losses.DynamicalWeights(3, amplitude=70, period=T, total_steps=total_time,
+                                       last_period_plain=plain_period)
+    np.testing.assert_allclose(schedule.table(total_time).numpy(), official, rtol=1e-12)
+
+
 def test_peak_weights_closed_form():
     assert dyn.peak_weights(3, 70) == pytest.approx((210 / 72, 3 / 72), rel=1e-15)
     gamma_c, gamma_o = dyn.peak_weights(10, 70)

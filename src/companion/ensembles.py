@@ -17,10 +17,14 @@ moves every parameter::
 Every member is exactly the network it would be alone (``tests/test_ensembles.py`` checks the
 trajectories against a plain per-network autograd loop):
 
-* initialization :func:`init_parameters`, the paper's (neural-tangents ``stax.Dense`` with the
-  standard parameterization, W_std = 1, b_std = 0, as the 2021 code used it): W ~ N(0, 1/fan_in),
-  biases zero and trainable; drawn from ``torch.Generator().manual_seed(seed)`` on the CPU, so a
-  seed gives the same network on every device;
+* initialization :func:`init_parameters`, one of the official code's two (``Member.init``):
+  ``"nt_standard"`` (default), the paper's: neural-tangents ``stax.Dense`` with the standard
+  parameterization as the 2021 code built it (W_std = 1, b_std = 0 until neural-tangents made
+  b_std = None, i.e. no bias, its default in October 2021), W ~ N(0, 1/fan_in), biases zero and
+  trainable; ``"glorot"``, the updated notebook's (2022, ``jax.example_libraries.stax.Dense``
+  defaults): W Glorot-normal (a normal truncated at 2 sd, rescaled to variance
+  2/(fan_in + fan_out)), biases N(0, 0.01^2). Drawn from ``torch.Generator().manual_seed(seed)``
+  on the CPU, so a seed gives the same network on every device;
 * loss: any ``companion.losses`` loss ``l`` (default cross-entropy) as the mean over samples of
   Gamma_{y_n}(t) l(f(x_n), y_n), Gamma(t) the member's ``DynamicalWeights`` at step t (all ones
   without a schedule). Cross-entropy uses its closed-form gradient softmax - onehot; other losses
@@ -57,7 +61,8 @@ class Member:
     """One network of an ensemble: hidden width, init seed, learning rate, class-weight schedule.
 
     ``schedule=None`` trains the plain loss (every class weight 1); ``tag`` labels the member
-    in the history (e.g. "CE" or "DL").
+    in the history (e.g. "CE" or "DL"); ``init`` is one of :data:`INITS` (see
+    :func:`init_parameters`).
     """
 
     width: int
@@ -65,20 +70,50 @@ class Member:
     lr: float = 1.0
     schedule: losses_module.DynamicalWeights | None = None
     tag: str = ""
+    init: str = "nt_standard"
+
+
+#: the initializations of the official code: the paper's (2021) and the updated notebook's (2022)
+INITS = ("nt_standard", "glorot")
+#: the standard deviation of a standard normal truncated to [-2, 2] (jax's variance_scaling constant)
+_TRUNCATED_SD = 0.87962566103423978
+#: the bias standard deviation of ``jax.example_libraries.stax.Dense`` (``normal()``)
+_GLOROT_BIAS_SD = 1e-2
+
+
+def _truncated_normal(shape: tuple[int, ...], gen: torch.Generator) -> Tensor:
+    """Standard normals truncated to [-2, 2] (inverse CDF of uniforms: no rejection loop)."""
+    low, high = torch.special.ndtr(torch.tensor([-2.0, 2.0], dtype=torch.float64))
+    u = low + (high - low) * torch.rand(shape, generator=gen, dtype=torch.float64)
+    return torch.special.ndtri(u)
 
 
 def init_parameters(in_features: int, width: int, num_classes: int, seed: int, *,
-                    dtype: torch.dtype = torch.float64,
+                    init: str = "nt_standard", dtype: torch.dtype = torch.float64,
                     device: torch.device | str | None = None) -> dict[str, Tensor]:
-    """The paper's initialization in ``nn.Linear`` layout: W1 (width, d), b1, W2 (C, width), b2.
+    """An initialization of the official code in ``nn.Linear`` layout: W1 (width, d), b1, W2 (C, width), b2.
 
-    W ~ N(0, 1/fan_in) and zero biases; W1 is drawn before W2 from a generator seeded by ``seed``.
+    ``"nt_standard"`` (the paper's): W ~ N(0, 1/fan_in), zero biases. ``"glorot"`` (the updated
+    notebook's): W ~ sqrt(2 / (fan_in + fan_out)) / 0.8796 x a standard normal truncated to
+    [-2, 2] (variance 2 / (fan_in + fan_out), as jax's ``glorot_normal``), biases N(0, 0.01^2).
+    W1 is drawn before W2 (then b1, b2) from a generator seeded by ``seed``.
     """
+    if init not in INITS:
+        raise ValueError(f"init must be one of {INITS}, got {init!r}")
     gen = torch.Generator().manual_seed(int(seed))
-    w1 = torch.randn(width, in_features, generator=gen, dtype=torch.float64) / math.sqrt(in_features)
-    w2 = torch.randn(num_classes, width, generator=gen, dtype=torch.float64) / math.sqrt(width)
-    params = {"W1": w1, "b1": torch.zeros(width, dtype=torch.float64), "W2": w2,
-              "b2": torch.zeros(num_classes, dtype=torch.float64)}
+    if init == "nt_standard":
+        w1 = torch.randn(width, in_features, generator=gen, dtype=torch.float64) / math.sqrt(in_features)
+        w2 = torch.randn(num_classes, width, generator=gen, dtype=torch.float64) / math.sqrt(width)
+        b1, b2 = torch.zeros(width, dtype=torch.float64), torch.zeros(num_classes, dtype=torch.float64)
+    else:
+        def glorot(fan_out: int, fan_in: int) -> Tensor:
+            scale = math.sqrt(2.0 / (fan_in + fan_out)) / _TRUNCATED_SD
+            return _truncated_normal((fan_out, fan_in), gen) * scale
+
+        w1, w2 = glorot(width, in_features), glorot(num_classes, width)
+        b1 = torch.randn(width, generator=gen, dtype=torch.float64) * _GLOROT_BIAS_SD
+        b2 = torch.randn(num_classes, generator=gen, dtype=torch.float64) * _GLOROT_BIAS_SD
+    params = {"W1": w1, "b1": b1, "W2": w2, "b2": b2}
     return {k: v.to(dtype=dtype, device=device) for k, v in params.items()}
 
 
@@ -228,11 +263,13 @@ class _Engine:
         self.unit_start = np.cumsum([0] + widths)[:-1].tolist()
         for slot, member_index in enumerate(order):
             member, first = self.members[member_index], self.unit_start[slot]
-            p = init_parameters(d, member.width, c, member.seed, dtype=dtype, device=device)
+            p = init_parameters(d, member.width, c, member.seed, init=member.init, dtype=dtype,
+                                device=device)
             cols = slice(first, first + member.width)
             self.w1[:d, cols] = p["W1"].T
             self.w1[d, cols] = p["b1"]
             self.w2[:, cols] = p["W2"]
+            self.b2[slot, :, 0] = p["b2"]
         self.x_t = _augment(x)
         self.eval_inputs = {name: _augment(xe.to(dtype=dtype, device=device))
                             for name, (xe, _) in eval_sets.items()}
@@ -365,6 +402,8 @@ def _check(members: Sequence[Member], x: Tensor, y: Tensor, num_classes: int, st
     for i, member in enumerate(members):
         if member.width < 1 or not member.lr > 0:
             raise ValueError(f"member {i}: need width >= 1 and lr > 0, got {member}")
+        if member.init not in INITS:
+            raise ValueError(f"member {i}: init must be one of {INITS}, got {member.init!r}")
         if member.schedule is not None and member.schedule.num_classes != num_classes:
             raise ValueError(f"member {i}: schedule has {member.schedule.num_classes} classes, "
                              f"the data {num_classes}")
@@ -388,7 +427,7 @@ def train(members: Sequence[Member], x: Tensor, y: Tensor, *, steps: int,
     Records are taken every ``record_every`` steps, at the steps listed in ``record_steps``
     (e.g. the ends of the schedule's periods) and at the last step.
 
-    History columns: member, width, seed, lr, tag, step, ``loss`` (the plain base loss),
+    History columns: member, width, seed, lr, tag, init, step, ``loss`` (the plain base loss),
     ``weighted_loss`` (with Gamma(step): the F(t) that GD descends), ``acc``; with
     ``per_class`` also ``acc_<c>`` and ``loss_<c>`` per class; per eval set ``<name>_loss`` and
     ``<name>_acc``. ``callback(state)`` runs every ``callback_every`` steps, at the steps in
@@ -485,6 +524,7 @@ def _history(engine: _Engine, records: list[dict[str, Tensor]], steps: list[int]
         "seed": np.tile([m.seed for m in engine.members], len(steps)),
         "lr": np.tile([m.lr for m in engine.members], len(steps)),
         "tag": np.tile([m.tag for m in engine.members], len(steps)),
+        "init": np.tile([m.init for m in engine.members], len(steps)),
         "step": np.repeat(steps, count),
     })
     return pd.concat([meta, pd.DataFrame(columns)], axis=1)

@@ -41,6 +41,22 @@ def peak_weights(num_classes: int, amplitude: float) -> tuple[float, float]:
     return num_classes * amplitude / total, num_classes / total
 
 
+def official_last_period_plain(total_steps: int, period: int) -> bool:
+    """Whether the official loop's ``last_period_no_osc`` makes the final period plain.
+
+    The official notebook starts a new period when its counter passes T (periods of T + 1
+    steps) and sets A = 1 at a rollover only after step ``total_time - T``: the final period is
+    plain only if it starts at step ``total_time - T + 2`` or later, i.e. lasts at most T - 2
+    steps (Fig. 4's 70,000 steps with T = 5000: a last period of 4,987 steps, plain). A run of
+    whole periods of T + 1 steps, as ``DynamicalWeights(..., last_period_plain=True)`` makes
+    plain (our protocol in the zoo notebooks), gets no plain period under the official rule.
+    """
+    if total_steps < 1 or period < 1:
+        raise ValueError(f"need total_steps >= 1 and period >= 1, got {total_steps}, {period}")
+    last_start = (total_steps - 1) // (period + 1) * (period + 1)
+    return last_start > 0 and last_start - 1 > total_steps - period
+
+
 def stability_threshold(lr: float) -> float:
     """2 / eta: the largest curvature on which gradient descent with step ``lr`` is stable [ours]."""
     if lr <= 0:
