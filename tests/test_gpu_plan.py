@@ -1,52 +1,192 @@
+"""The gpu campaign (companion.pipeline.plan): what is left, in which order, how long, the
+device command's shape, and bringing results back. The command itself runs in
+tests/test_device_command.py."""
+
+import io
 import json
+import tarfile
 
 import pytest
 
+from companion.pipeline import claims, cli, ledger
 from companion.pipeline import plan as gpu_plan
-from companion.pipeline.plan import Item
+
+CALIBRATORS = ["benchmarks/01_training_speed", "zoo/02_networks_all_losses",
+               "nc_losses/06_equal_test_performance", "unhinged/09_cifar_classification"]
 
 
-def test_pack_respects_the_command_limit_and_keeps_every_notebook():
-    work = [Item(f"p/{i:02d}", m, "estimated: x") for i, m in enumerate([5, 4, 3, 3, 2, 1, 0.5])]
-    commands = gpu_plan.pack(work, per_command=6)
-    assert all(sum(i.minutes for i in c) <= 6 for c in commands)
-    assert sorted(i.notebook for c in commands for i in c) == sorted(i.notebook for i in work)
-    assert len(commands) == 4  # 18.5 minutes need at least ceil(18.5 / 6) = 4 commands
+@pytest.fixture
+def results(tmp_path, monkeypatch):
+    root = tmp_path / "results"
+    monkeypatch.setenv("COMPANION_RESULTS", str(root))
+    return root
 
 
-def test_a_notebook_longer_than_a_command_is_refused():
-    with pytest.raises(ValueError, match="longer than one command"):
-        gpu_plan.pack([Item("p/01", 12, "measured")], per_command=9)
+def write_ledger(root, notebook, *, device="cuda", wall_seconds=60.0, fresh=True, state="finished"):
+    provenance = ledger.provenance(notebook, [c.id for c in claims.claims_of(notebook)])
+    if not fresh:
+        provenance["notebook_digest"] = "0" * 16
+    record = {"notebook": notebook, "profile": "gpu", "state": state, "wall_seconds": wall_seconds,
+              "environment": {"device": device, "device_name": "stand-in"}, "provenance": provenance,
+              "claims": [], "figures": []}
+    path = ledger.ledger_path(root, "gpu", notebook)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record))
+    return record
 
 
-def test_describe_says_whether_the_session_budget_holds():
-    fits = gpu_plan.describe([[Item("p/01", 10, "measured")], [Item("p/02", 5, "estimated: e")]], budget=30)
-    assert "companion run notebooks/p/01.ipynb --profile gpu" in fits
-    assert fits.endswith(": fits") and "10.0 measured, 5.0 estimated" in fits
-    over = gpu_plan.describe([[Item("p/01", 9.5, "measured")]] * 3, budget=30)  # 28.5 > 27 usable
-    assert over.endswith("DOES NOT FIT")
+def test_the_campaign_is_every_cuda_notebook_calibrators_first(results):
+    items = gpu_plan.campaign()
+    cuda = [nb for nb, info in claims.notebooks().items() if info.needs_cuda("gpu")]
+    assert sorted(n.id for n in items) == sorted(cuda) and len(items) == 11
+    assert [n.id for n in items[:4]] == CALIBRATORS  # speed benchmark, then side by side on streams
+    rest = [n.estimate for n in items[4:]]
+    assert rest == sorted(rest)  # then the shortest first
+    assert all(n.state == "to run" and n.minutes == n.estimate for n in items)
 
 
-def test_measured_minutes_come_from_gpu_ledgers(tmp_path):
-    folder = tmp_path / "ledger" / "gpu"
-    folder.mkdir(parents=True)
-    (folder / "p__01.json").write_text(json.dumps({"notebook": "p/01", "wall_seconds": 120.0}))
-    item = gpu_plan.measured(root=tmp_path)["p/01"]
-    assert item.minutes == pytest.approx(2.0 + gpu_plan.STARTUP_MINUTES)
-    assert item.source == "measured"
+def test_recalibrated_estimates_are_in_the_reviewed_range():
+    """Issue 15: 22-27 H100 minutes for the 11 CUDA notebooks (deterministic mode, 3 ms per step)."""
+    total = sum(n.estimate for n in gpu_plan.campaign())
+    assert 22 <= total <= 27
 
 
-def test_every_stored_notebook_has_a_gpu_estimate_with_a_basis():
-    for item in gpu_plan.items():
-        assert item.minutes > 0
-        assert item.source == "measured" or len(item.source) > len("estimated: ") + 5
+def test_datasets_are_declared_and_have_an_offline_copy():
+    entries = gpu_plan.cuda_notebooks()
+    assert entries["unhinged/10_longtail_ood"]["data"] == ["cifar10", "mnist"]  # MNIST stands in for SVHN
+    for nb, entry in entries.items():
+        for name in entry.get("data", []):
+            assert gpu_plan.offline_files(name), (nb, name)
 
 
-def test_every_gpu_profile_fits_one_device_session_together():
-    """Issue 9: the whole gpu profile runs in one 30-minute H100 session; trims live in the notebooks."""
-    commands = gpu_plan.pack(gpu_plan.items())
-    assert gpu_plan.describe(commands, budget=30.0).endswith(": fits")
+def test_the_next_slice_fills_the_budget_in_order(results):
+    chosen = gpu_plan.next_slice(9.0)
+    assert [n.id for n in chosen] == CALIBRATORS
+    assert sum(n.minutes for n in chosen) <= 9.0
+    small = gpu_plan.next_slice(2.2)  # skips what no longer fits, takes a later one that does
+    assert [n.id for n in small] == ["benchmarks/01_training_speed", "dynamical_loss/02_trainability_vs_width"]
+    with pytest.raises(ValueError, match="nothing fits"):
+        gpu_plan.next_slice(0.5)
 
 
-def test_no_estimate_is_left_untrimmed():
-    assert not [i.notebook for i in gpu_plan.items() if "UNTRIMMED" in i.source]
+def test_fresh_cuda_ledgers_are_done_stale_and_cpu_ones_are_not(results):
+    write_ledger(results, "benchmarks/01_training_speed")
+    write_ledger(results, "zoo/02_networks_all_losses", fresh=False)
+    write_ledger(results, "nc_losses/06_equal_test_performance", device="cpu")
+    write_ledger(results, "unhinged/09_cifar_classification", state="failed")
+    state = {n.id: n.state for n in gpu_plan.campaign()}
+    assert state["benchmarks/01_training_speed"] == "measured"
+    assert state["zoo/02_networks_all_losses"] == "stale: notebook changed"
+    assert state["nc_losses/06_equal_test_performance"] == "to run"
+    assert state["unhinged/09_cifar_classification"] == "to run"
+    assert gpu_plan.is_done("benchmarks/01_training_speed")
+    assert not gpu_plan.is_done("zoo/02_networks_all_losses")
+    assert "benchmarks/01_training_speed" not in [n.id for n in gpu_plan.next_slice()]
+
+
+def test_a_changed_statement_makes_a_ledger_stale(results):
+    notebook = "unhinged/09_cifar_classification"
+    record = write_ledger(results, notebook)
+    assert gpu_plan.stale_reasons(record) == []
+    cid = next(iter(record["provenance"]["statement_digests"]))
+    record["provenance"]["statement_digests"][cid] = "0" * 16
+    assert gpu_plan.stale_reasons(record) == [f"statement of {cid} changed"]
+
+
+def test_estimates_scale_by_measured_over_estimated(results):
+    benchmark = gpu_plan.cuda_notebooks()["benchmarks/01_training_speed"]["gpu_minutes"]
+    # measured twice its estimate (the ledger's wall time plus the kernel start)
+    write_ledger(results, "benchmarks/01_training_speed",
+                 wall_seconds=(2 * benchmark - gpu_plan.STARTUP_MINUTES) * 60)
+    ratio, count = gpu_plan.scale()
+    assert count == 1 and ratio == pytest.approx(2.0)
+    items = {n.id: n for n in gpu_plan.campaign()}
+    assert items["benchmarks/01_training_speed"].minutes == pytest.approx(2 * benchmark)
+    zoo = items["zoo/02_networks_all_losses"]
+    assert zoo.minutes == pytest.approx(2 * zoo.estimate, abs=0.01)
+    text = gpu_plan.describe_next()
+    assert "estimates x 2.00, the ratio measured/estimated over 1 notebook(s) run on CUDA" in text
+
+
+def test_the_device_command_is_one_line_under_2000_characters_for_any_slice(results):
+    everything = gpu_plan.campaign()
+    command = gpu_plan.device_command(everything)
+    assert "\n" not in command and len(command) < gpu_plan.MAX_COMMAND_CHARS
+    for piece in ("python3 -m pip install -q --no-index --no-deps", "--target", "COMPANION_DATA=$S/.carry",
+                  "PYTHONPATH=", "python3 -m companion run notebooks/$n.ipynb --profile gpu", "timeout -k 10",
+                  "cifar10 mnist||exit 4", "${OUT:?}/gpu-results.tgz", "python3 -m companion.pipeline.plan --done"):
+        assert piece in command
+    assert gpu_plan.carry_paths(everything) == [".whl", ".carry/cifar10_jpeg.npz", ".carry/mnist.npz"]
+
+
+def test_plan_next_prints_comments_then_the_command(results, capsys):
+    assert cli.main(["plan", "--next"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    commands = [line for line in lines if not line.startswith("#")]
+    assert len(commands) == 1 and commands[0] == lines[-1]
+    carry = json.loads(next(line for line in lines if line.startswith("# carry: "))[9:].split("  (")[0])
+    assert carry == [".whl", ".carry/cifar10_jpeg.npz"]
+    assert any("companion plan --unpack" in line for line in lines)
+
+
+def test_plan_done_is_an_exit_status(results):
+    write_ledger(results, "benchmarks/01_training_speed")
+    assert cli.main(["plan", "--done", "benchmarks/01_training_speed"]) == 0
+    assert cli.main(["plan", "--done", "zoo/02_networks_all_losses"]) == 1
+
+
+def test_plan_lists_the_campaign(results, capsys):
+    assert cli.main(["plan"]) == 0
+    out = capsys.readouterr().out
+    assert "11 notebook(s) need CUDA" in out and "about 3 device command(s)" in out
+
+
+def _archive(path, members):
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_unpack_refuses_anything_outside_the_gpu_results(results, tmp_path):
+    bad = _archive(tmp_path / "bad.tgz", {"results/ledger/gpu/p__t.json": b"{}", "src/companion/x.py": b""})
+    with pytest.raises(ValueError, match="unexpected member"):
+        gpu_plan.unpack(bad)
+    assert not (results / "ledger").exists()
+    for name in ("../x.json", "/etc/x", "results/ledger/ci/p__t.json", "results/gpu/../../x"):
+        assert not gpu_plan._allowed(name, "gpu"), name
+
+
+def test_unpack_writes_ledgers_and_regenerates_the_report(results, tmp_path, capsys):
+    record = {"notebook": "benchmarks/01_training_speed", "profile": "gpu", "state": "finished",
+              "wall_seconds": 45.0, "environment": {"device": "cuda", "device_name": "NVIDIA H100"},
+              "claims": [], "figures": []}
+    good = _archive(tmp_path / "good.tgz", {
+        "results/ledger/gpu/benchmarks__01_training_speed.json": json.dumps(record).encode(),
+        "results/gpu/benchmarks/01_training_speed.ipynb": b"{}",
+        "results/gpu/benchmarks/figures/01_training_speed/speed.png": b"png"})
+    assert cli.main(["plan", "--unpack", str(good)]) == 0
+    out = capsys.readouterr().out
+    assert "benchmarks/01_training_speed: finished on cuda (NVIDIA H100), 1.00 min against 1 estimated" in out
+    assert (results / "gpu/benchmarks/figures/01_training_speed/speed.png").read_bytes() == b"png"
+    assert (results / "REPORT.md").is_file()
+
+
+def test_reproduce_says_what_the_device_still_has_to_run(results):
+    line = gpu_plan.summary_line(["benchmarks/01_training_speed", "rooted_loss/01_loss_family"])
+    assert line.startswith("planned: 1 notebook(s) need CUDA at the gpu profile, 0 measured there, 1 left (1.0")
+    assert "companion plan --next" in line
+    assert gpu_plan.summary_line(["rooted_loss/01_loss_family"]).startswith("planned: none")
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["run", "nb.ipynb", "--profile", "gpu"], 600.0),
+    (["run", "nb.ipynb", "--profile", "gpu", "--timeout", "30"], 30.0),
+    (["run", "nb.ipynb"], None),
+    (["reproduce", "--profile", "gpu"], 600.0),
+    (["reproduce", "--profile", "paper"], None),
+])
+def test_a_default_per_cell_timeout_at_the_gpu_profile(argv, expected):
+    assert cli._cell_timeout(cli.build_parser().parse_args(argv)) == expected

@@ -21,7 +21,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     status = 0
     for nb in args.notebook:
         try:
-            result = notebooks.run(nb, args.profile, params, args.out, timeout=args.timeout,
+            result = notebooks.run(nb, args.profile, params, args.out, timeout=_cell_timeout(args),
                                    log_output=args.log_output)
         except ValueError as exc:
             print(f"error: {exc}", file=sys.stderr)
@@ -53,21 +53,16 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         print("no notebooks found", file=sys.stderr)
         return 2
     print(f"reproduce: {len(paths)} notebook(s) at profile {args.profile!r}", flush=True)
-    if args.profile == "gpu":  # the device tool runs commands of at most 10 minutes
+    if args.profile == "gpu":  # the CUDA notebooks run on a device, a slice at a time
         from . import plan as gpu_plan
 
-        try:
-            planned = sum(i.minutes for i in gpu_plan.items([notebooks.notebook_id(p) for p in paths]))
-            print(f"planned: {planned:.1f} H100 minutes in all; `companion plan` splits them into device "
-                  "commands of under 10 minutes", flush=True)
-        except KeyError as exc:  # a notebook outside the registry (e.g. --notebooks elsewhere)
-            print(f"planned: unknown ({exc})", flush=True)
+        print(gpu_plan.summary_line(notebooks.notebook_id(p) for p in paths), flush=True)
     start = time.perf_counter()
     failed = []
     for index, path in enumerate(paths, 1):
         out = notebooks.default_output(path, args.profile, root, custom=notebooks.is_custom(_parameters(args.p)))
         result = notebooks.run(path, args.profile, _parameters(args.p) or None, out,
-                               timeout=args.timeout)
+                               timeout=_cell_timeout(args))
         _print_result(result, prefix=f"[{index}/{len(paths)}] ")
         if not result.ok:
             failed.append(result)
@@ -108,14 +103,16 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_plan(args: argparse.Namespace) -> int:
     from . import plan as gpu_plan
 
-    try:
-        commands = gpu_plan.pack(gpu_plan.items(profile=args.profile), per_command=args.per_command)
-    except (KeyError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    text = gpu_plan.describe(commands, budget=args.budget, profile=args.profile)
-    print(text)
-    return 0 if text.endswith(": fits") else 1
+    return gpu_plan.main(next_=args.next, budget=args.budget, unpack_archive=args.unpack, done=args.done)
+
+
+#: per-cell timeout (seconds) of `companion run/reproduce` when --timeout is not given: a cell of a
+#: gpu profile running this long is hung (the device kills a whole command at 600 s)
+DEFAULT_CELL_TIMEOUT = {"gpu": 600.0}
+
+
+def _cell_timeout(args: argparse.Namespace) -> float | None:
+    return args.timeout if args.timeout is not None else DEFAULT_CELL_TIMEOUT.get(args.profile)
 
 
 def cmd_headers(args: argparse.Namespace) -> int:
@@ -187,7 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     def add_params(p: argparse.ArgumentParser) -> None:
         p.add_argument("-p", nargs=2, action="append", metavar=("NAME", "VALUE"),
                        help="set a notebook parameter; VALUE is YAML (3, 1e-3, true, [ce, ls])")
-        p.add_argument("--timeout", type=float, default=None, help="per-cell timeout in seconds")
+        p.add_argument("--timeout", type=float, default=None,
+                       help="per-cell timeout in seconds (default: 600 at the gpu profile, none otherwise)")
 
     p = sub.add_parser("run", help="execute notebook(s) at a profile with papermill")
     p.add_argument("notebook", nargs="+")
@@ -204,10 +202,17 @@ def build_parser() -> argparse.ArgumentParser:
     add_params(p)
     p.set_defaults(func=cmd_reproduce)
 
-    p = sub.add_parser("plan", help="split the gpu reproduction into device commands and check the budget")
-    p.add_argument("--profile", default="gpu")
-    p.add_argument("--per-command", type=float, default=9.0, help="minutes per command (limit 10)")
-    p.add_argument("--budget", type=float, default=30.0, help="device minutes of one session")
+    p = sub.add_parser("plan", help="the gpu campaign on a device: what is left, the next device command, "
+                                    "unpacking its results")
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--next", action="store_true",
+                      help="print the next device command (one shell line) and the paths to carry")
+    what.add_argument("--unpack", metavar="ARCHIVE",
+                      help="unpack a device command's gpu-results.tgz here and regenerate the report")
+    what.add_argument("--done", metavar="NOTEBOOK",
+                      help="exit 0 if NOTEBOOK has a fresh gpu ledger measured on CUDA (the device command's skip test)")
+    p.add_argument("--budget", type=float, default=9.0,
+                   help="minutes of estimated work in the next command (default 9; the device kills one at 10)")
     p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("report", help="write results/REPORT.md from all ledgers")
