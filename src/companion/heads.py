@@ -32,6 +32,7 @@ from torch import nn
 
 from . import losses as losses_module
 from .metrics import simplex_etf
+from .models import last_layer
 
 __all__ = ["Head", "learned", "pal", "HeadLoss", "variant", "prototype_stats"]
 
@@ -67,7 +68,7 @@ class Head(nn.Module):
         self.last_features = h
         if self.normalize:
             h = h / torch.linalg.vector_norm(h.float(), dim=1, keepdim=True).clamp_min(1e-12).to(h.dtype)
-        return self.classifier(h)
+        return last_layer(self.classifier, h)  # float32 under autocast too
 
 
 def learned(model: nn.Module, num_classes: int | None = None, *, whole: bool = False) -> Head:

@@ -5,6 +5,8 @@ Every model returned here has
 * ``model.features(x)``: the penultimate representation h (what neural-collapse metrics and
   the unconstrained-features analyses look at), shape (N, d);
 * ``model.classifier``: the last ``nn.Linear`` (W, b), so ``model(x) == classifier(features(x))``.
+  Under autocast the classifier still runs in float32 (:func:`last_layer`): the logits, and the
+  loss on them, are not quantized to bf16 (whose spacing at 15, the MSE target, is 0.0625).
 
 =========== ============================================== =====================================
 model       architecture                                   used by
@@ -30,6 +32,20 @@ ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU, "sigmoid": nn.
                "identity": nn.Identity}
 
 
+def last_layer(linear: nn.Linear, h: torch.Tensor) -> torch.Tensor:
+    """``linear(h)`` in the layer's own precision (float32) even under autocast.
+
+    Autocast would run the last matmul in bf16 and return bf16 logits: with MSE's target 15
+    (bf16 spacing 0.0625) that quantizes the terminal-phase residual which NC metrics and the
+    loss zoo measure. Outside autocast this is exactly ``linear(h)``.
+    """
+    device_type = h.device.type
+    if torch.is_autocast_enabled(device_type):
+        with torch.autocast(device_type, enabled=False):
+            return linear(h.to(linear.weight.dtype))
+    return linear(h)
+
+
 class Classifier(nn.Module):
     """A feature extractor followed by one linear layer: ``forward = classifier(features(x))``."""
 
@@ -43,7 +59,7 @@ class Classifier(nn.Module):
         return self.body(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.features(x))
+        return last_layer(self.classifier, self.features(x))
 
 
 def _scaled(channels: int, width: float) -> int:

@@ -5,7 +5,10 @@ or float features), a mini-batch is a slice of a seeded random permutation (``ba
 is full-batch gradient descent), augmentation and normalization run on the batch on the
 device, and nothing else happens between steps. Per iteration: set the learning rate, forward
 (bf16 autocast on CUDA for conv nets), loss in float32, backward, optional gradient clipping,
-optimizer step, ``loss_fn.advance()`` when the loss is stateful (the dynamical loss). Once per
+optimizer step, ``loss_fn.advance()`` when the loss is stateful (the dynamical loss). Under
+autocast the last layer still runs in float32 (``companion.models.last_layer``) and the loss is
+computed outside autocast on float32 logits: the MSE target 15 has bf16 spacing 0.0625, which
+would quantize the terminal-phase residual the NC metrics measure. Once per
 epoch the running loss is read back (the only host-device sync of an epoch): a non-finite
 value stops training cleanly with that epoch's row in the history. At logged epochs the eval
 sets are evaluated and the callback (NC metrics, Hessian, NTK ...) adds its columns.
@@ -15,9 +18,11 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import importlib
 import math
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -90,6 +95,11 @@ def _fast_path(flag: bool | str, model: nn.Module, device: torch.device) -> bool
 
 def _autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
     return torch.autocast(device.type, dtype=torch.bfloat16) if enabled else contextlib.nullcontext()
+
+
+def _full_precision(logits: Tensor) -> Tensor:
+    """float32 logits for the loss (bf16/fp16 ones from a model without an fp32 last layer)."""
+    return logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
 
 
 def _show_progress(progress: bool | None) -> bool:
@@ -172,6 +182,9 @@ def fit(
     rate = lr_schedule(lr, schedule, epochs=epochs, steps_per_epoch=steps_per_epoch,
                        milestones=milestones, lr_decay=lr_decay, warmup_epochs=warmup_epochs)
     if seed is None:
+        if in_side_by_side():
+            raise ValueError("fit(seed=None) in a job run side by side draws its batches from the generator "
+                             "every thread shares: pass seed=")
         seed = int(torch.randint(0, 2**62, (1,)).item())
     generator = torch.Generator().manual_seed(seed)  # on the CPU: same batches on every device
     advance = getattr(loss_fn, "advance", None)
@@ -182,6 +195,7 @@ def fit(
     step, seconds = 0, 0.0
     bar = _progress_bar(epochs, _show_progress(progress))
     for epoch in range(1, epochs + 1):
+        _stop_if_cancelled()
         started = time.perf_counter()
         model.train()
         loss_sum = torch.zeros((), device=device, dtype=torch.float64)
@@ -199,7 +213,8 @@ def fit(
                 group["lr"] = rate(step)
             with _autocast(device, use_amp):
                 logits = forward(inputs(xb))
-            loss = loss_fn(logits, yb)
+            logits = _full_precision(logits)
+            loss = loss_fn(logits, yb)  # outside autocast: float32
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if clip_grad_norm is not None:
@@ -301,36 +316,138 @@ def evaluate(model: nn.Module, x: Tensor, y: Tensor, loss_fn: LossFn | None = No
     """Accuracy and mean loss (``loss_fn``, default cross-entropy) of ``model`` on (x, y)."""
     logits = predict(model, x, batch_size, preprocess)
     y = y.to(logits.device)
-    with torch.no_grad():
+    with torch.no_grad(), torch.autocast(logits.device.type, enabled=False):  # the loss in float32
         loss = loss_fn(logits, y) if loss_fn is not None else F.cross_entropy(logits.float(), y)
     return {"acc": (logits.argmax(dim=1) == y).double().mean().item(), "loss": float(loss)}
 
 
+# -- side by side ----------------------------------------------------------------------------
+
+_worker = threading.local()  # .cancel: the Event of the side_by_side call this thread works for
+_guard_lock = threading.Lock()
+_guard_depth = 0
+#: torch's seeding functions: each reseeds a generator that every thread shares
+_SEEDERS = {"torch": ("manual_seed", "seed"), "torch.random": ("manual_seed", "seed"),
+            "torch.cuda": ("manual_seed", "manual_seed_all", "seed", "seed_all"),
+            "torch.cuda.random": ("manual_seed", "manual_seed_all", "seed", "seed_all")}
+_originals: list[tuple[Any, str, Any]] = []
+
+
+class Cancelled(RuntimeError):
+    """A job run side by side stopped at an epoch boundary because another job failed."""
+
+
+def in_side_by_side() -> bool:
+    """Whether this thread runs a job of :func:`side_by_side` in a worker thread."""
+    return getattr(_worker, "cancel", None) is not None
+
+
+def _stop_if_cancelled() -> None:
+    cancel = getattr(_worker, "cancel", None)
+    if cancel is not None and cancel.is_set():
+        raise Cancelled("stopped: another job run side by side failed")
+
+
+def _guarded(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
+    def seed(*args: Any, **kwargs: Any) -> Any:
+        if in_side_by_side():
+            raise RuntimeError(
+                f"{name}() in a job run side by side reseeds the generator every thread shares "
+                "(the default CUDA generator, torch's CPU generator): seed what the job needs in "
+                "the calling thread, or give the job its own torch.Generator(device=...).manual_seed(s) "
+                "(fit(seed=...), data.augment(generator=...))")
+        return original(*args, **kwargs)
+
+    seed.__wrapped__ = original  # type: ignore[attr-defined]
+    return seed
+
+
+@contextlib.contextmanager
+def _seeding_guard() -> Iterator[None]:
+    """While jobs run in threads, torch's global seeding functions raise in those threads."""
+    global _guard_depth
+    with _guard_lock:
+        if _guard_depth == 0:
+            for module_name, names in _SEEDERS.items():
+                module = importlib.import_module(module_name)
+                for name in names:
+                    original = getattr(module, name, None)
+                    if original is not None:
+                        _originals.append((module, name, original))
+                        setattr(module, name, _guarded(f"{module_name}.{name}", original))
+        _guard_depth += 1
+    try:
+        yield
+    finally:
+        with _guard_lock:
+            _guard_depth -= 1
+            if _guard_depth == 0:
+                for module, name, original in reversed(_originals):
+                    setattr(module, name, original)
+                _originals.clear()
+
+
 def side_by_side(function: Callable[..., Any], jobs: Sequence[Sequence[Any]],
-                 workers: int = 1) -> list[Any]:
+                 workers: int = 1, threads: bool | None = None) -> list[Any]:
     """``[function(*job) for job in jobs]``, with up to ``workers`` runs at once on a GPU.
 
     Small models leave most of an H100 idle; running several trainings in threads, each on
     its own CUDA stream, overlaps their kernels. Each stream first waits for the work queued
     so far (e.g. the dataset's upload) and is synchronized before its result is returned.
-    On the CPU, or with ``workers=1``, the jobs run one after another in this thread. Results
-    keep the order of ``jobs``; an exception in any job is raised here.
+    ``threads=None`` uses threads (and streams) only on a GPU with ``workers > 1``; otherwise,
+    or with ``threads=False``, the jobs run one after another in this thread (``threads=True``
+    forces threads without CUDA, for tests). Results keep the order of ``jobs``.
+
+    In threads, jobs must not reseed generators that every thread shares: ``torch.manual_seed``
+    and the other global seeding functions raise there, as do ``fit(seed=None)`` and
+    ``data.augment(generator=None)``; seed in the calling thread (e.g. initial weights), and
+    give each job its own ``torch.Generator``. The first job to fail fails the call fast: jobs
+    not yet started are dropped, running ones stop at their next epoch (:class:`Cancelled`),
+    and its exception is raised here.
     """
-    on_gpu = torch.cuda.is_available() and workers > 1
+    if threads is None:
+        threads = torch.cuda.is_available() and workers > 1
+    if not threads:
+        return [function(*job) for job in jobs]
+    streams = torch.cuda.is_available()
+    cancel = threading.Event()
+    failures: list[BaseException] = []  # the first failure (not a Cancelled) in time
+    lock = threading.Lock()
 
     def run(job: Sequence[Any]) -> Any:
-        if not on_gpu:
-            return function(*job)
-        stream = torch.cuda.Stream()
-        stream.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(stream):
-            result = function(*job)
-        stream.synchronize()
-        return result
+        if cancel.is_set():
+            raise Cancelled("not started: another job run side by side failed")
+        _worker.cancel = cancel
+        try:
+            if not streams:
+                return function(*job)
+            stream = torch.cuda.Stream()
+            stream.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(stream):
+                result = function(*job)
+            stream.synchronize()
+            return result
+        except BaseException as exc:
+            with lock:
+                if not failures and not isinstance(exc, Cancelled):
+                    failures.append(exc)
+                cancel.set()
+            raise
+        finally:
+            _worker.cancel = None
 
-    if not on_gpu:
-        return [run(job) for job in jobs]
-    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(run, jobs))
+    with _seeding_guard():
+        pool = ThreadPoolExecutor(max_workers=max(1, workers))
+        try:
+            futures = [pool.submit(run, job) for job in jobs]
+            wait(futures, return_when=FIRST_EXCEPTION)
+            if cancel.is_set():
+                for future in futures:
+                    future.cancel()
+                wait(futures)  # running jobs stop at their next epoch
+                raise failures[0] if failures else Cancelled("a job run side by side was cancelled")
+            return [future.result() for future in futures]
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)

@@ -6,6 +6,8 @@ uint8), and neither loops over images in Python.
 
 from __future__ import annotations
 
+import sys
+
 import torch
 import torch.nn.functional as F
 
@@ -25,6 +27,24 @@ NORMALIZATION: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
 }
 
 
+_STATISTICS: dict[tuple[str, torch.device], tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+def statistics(name: str, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """``NORMALIZATION[name]`` as float32 (C, 1, 1) tensors on ``device``, made once per
+    (dataset, device): building them for every batch would cost two blocking host-to-device
+    copies per training step on a GPU. The cached tensors are shared: do not modify them."""
+    device = torch.device(device)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
+    key = (name, device)
+    if key not in _STATISTICS:
+        with torch.inference_mode(False):  # ordinary tensors even if first made under inference_mode
+            _STATISTICS[key] = tuple(torch.tensor(v, dtype=torch.float32, device=device).view(-1, 1, 1)
+                                     for v in NORMALIZATION[name])
+    return _STATISTICS[key]
+
+
 def to_float(x: torch.Tensor, name: str) -> torch.Tensor:
     """uint8 images (N, C, H, W) or (C, H, W) -> float32 ``(x / 255 - mean) / std`` per channel.
 
@@ -36,8 +56,7 @@ def to_float(x: torch.Tensor, name: str) -> torch.Tensor:
                          f"{', '.join(NORMALIZATION)}")
     if x.dtype != torch.uint8:
         raise TypeError(f"to_float expects uint8 images, got {x.dtype}")
-    mean, std = (torch.tensor(v, dtype=torch.float32, device=x.device).view(-1, 1, 1)
-                 for v in NORMALIZATION[name])
+    mean, std = statistics(name, x.device)
     channels = x.shape[-3]
     if channels != mean.shape[0]:
         raise ValueError(f"{name} has {mean.shape[0]} channel(s), the images have {channels}")
@@ -59,6 +78,12 @@ def augment(x_uint8: torch.Tensor, pad: int = 4, flip: bool = True,
                          f"{tuple(x_uint8.shape)}")
     if pad < 0:
         raise ValueError(f"pad must be >= 0, got {pad}")
+    if generator is None:
+        train = sys.modules.get("companion.train")
+        if train is not None and train.in_side_by_side():
+            raise RuntimeError("augment(generator=None) in a job run side by side draws from the default "
+                               "generator every thread shares: pass generator=torch.Generator("
+                               "device=x.device).manual_seed(seed)")
     n, c, h, w = x_uint8.shape
     device = x_uint8.device
     padded = F.pad(x_uint8, (pad, pad, pad, pad)) if pad else x_uint8
