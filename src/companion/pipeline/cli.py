@@ -56,7 +56,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     if args.profile == "gpu":  # the CUDA notebooks run on a device, a slice at a time
         from . import plan as gpu_plan
 
-        print(gpu_plan.summary_line(notebooks.notebook_id(p) for p in paths), flush=True)
+        selected = (p for paper in (args.paper or [None]) for p in notebooks.discover(paper, root))
+        print(gpu_plan.summary_line(notebooks.notebook_id(p) for p in selected), flush=True)  # skipped ones too
     start = time.perf_counter()
     failed = []
     for index, path in enumerate(paths, 1):
