@@ -8,6 +8,10 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 PROFILE ?= ci
 PAPER   ?=
+# extra options of `make lab`, e.g. LAB_ARGS="--allow-root --no-browser --port 8890"
+LAB_ARGS ?=
+# the project kernel's display name; stored notebooks carry it (companion.pipeline.notebooks)
+KERNEL_DISPLAY_NAME := Python 3 (companion)
 # pytest workers: notebooks run one kernel thread each, spread over the cores
 JOBS    ?= 2
 # Another CPU code path of the same machine: other reduction orders in ATen, MKL and OpenBLAS,
@@ -25,10 +29,11 @@ endif
 .PHONY: help install reproduce test perturbed lab store report clean
 
 help:
+	@echo "make install                                       create .venv with the pinned environment and the project kernel"
 	@echo "make reproduce [PROFILE=ci|gpu|paper] [PAPER=slug]  run notebooks, write ledgers and results/REPORT.md"
 	@echo "make test                                          unit tests + nbval over notebooks/, then again on another CPU code path"
 	@echo "make perturbed                                     only the second nbval pass (PERTURB=...)"
-	@echo "make lab                                           JupyterLab on notebooks/ with the project kernel"
+	@echo "make lab [LAB_ARGS=...]                            JupyterLab on notebooks/ with the project kernel (as root: LAB_ARGS=--allow-root)"
 	@echo "make store NB=notebooks/<paper>/NN_x.ipynb         re-execute one stored notebook at ci, in place"
 
 install: $(STAMP)
@@ -36,7 +41,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[test,lab]'
-	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (companion)" >/dev/null
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "$(KERNEL_DISPLAY_NAME)" >/dev/null
 	touch $(STAMP)
 
 reproduce: $(STAMP)
@@ -50,7 +55,7 @@ perturbed: $(STAMP)  # the stored notebooks once more, on another CPU code path
 	env $(PERTURB) $(BIN)/python -m pytest -n $(JOBS) --dist loadscope -p no:cacheprovider -q notebooks
 
 lab: $(STAMP)
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab notebooks/ $(LAB_ARGS)
 
 store: $(STAMP)
 	@test -n "$(NB)" || { echo "usage: make store NB=notebooks/<paper>/NN_topic.ipynb"; exit 2; }

@@ -3,12 +3,15 @@
 
 The environment is set at import, before nbval starts any kernel, so that notebook kernels
 inherit it: one BLAS/torch thread (stored outputs were produced that way), and a throw-away
-results folder so that re-executing stored notebooks never rewrites committed ledgers.
+results folder so that re-executing stored notebooks never rewrites committed ledgers. Each
+pytest process (the controller and every xdist worker) removes its folder when it ends.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 
 import pytest
@@ -17,7 +20,27 @@ from companion.pipeline.notebooks import CI_ENV
 from companion.pipeline.start import NOTEBOOK_ENV
 
 os.environ.update(CI_ENV)
-os.environ["COMPANION_RESULTS"] = tempfile.mkdtemp(prefix="companion-results-")
+_RESULTS = tempfile.mkdtemp(prefix="companion-results-")
+os.environ["COMPANION_RESULTS"] = _RESULTS
+
+
+def _remove_results() -> None:
+    shutil.rmtree(_RESULTS, ignore_errors=True)
+
+
+atexit.register(_remove_results)  # also when a worker ends without unconfiguring
+
+
+def pytest_unconfigure(config):
+    """The session's throw-away results folder goes with it (each xdist worker has its own)."""
+    _remove_results()
+
+
+def pytest_ignore_collect(collection_path, config):
+    """A failed run's partial output (``*.failed.ipynb``) is never a stored notebook to check."""
+    if collection_path.name.endswith(".failed.ipynb"):
+        return True
+    return None
 
 
 def pytest_collectstart(collector):

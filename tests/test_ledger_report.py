@@ -97,8 +97,8 @@ def test_report_has_every_claim_of_every_ledger_with_ci_and_gpu_columns(results)
     text = report.write().read_text()
     assert "| R-D1 |" in text and "| R-D5 |" in text
     row = next(line for line in text.splitlines() if line.startswith("| R-D1 |"))
-    assert "0.123 (reproduced)" in row and "0.123 (not reproduced)" in row
-    assert "not reproduced (gpu)" in row  # the larger scale decides
+    assert "**reproduced**: 0.123" in row and "**not reproduced**: 0.123" in row
+    assert row.endswith("| not reproduced (gpu) |")  # the larger scale decides
     assert "Totals over" in text
     for cid in claims.all_claims():
         assert f"| {cid} |" in text  # registered claims without a run still get a row
@@ -113,8 +113,8 @@ def test_claim_checked_by_two_notebooks_shows_both_and_combines(results):
     second.check("U-I4", 1.1, Verdict("partially", "> 1"))
     second.save()
     row = next(line for line in report.build().splitlines() if line.startswith("| U-I4 |"))
-    assert "05_spherical_rescaled_lr: 6.5 (reproduced)" in row
-    assert "08_insights_small_data: 1.1 (partially)" in row
+    assert "05_spherical_rescaled_lr: **reproduced**: 6.5" in row
+    assert "08_insights_small_data: **partially**: 1.1" in row
     assert "| partially (ci) |" in row
 
 
@@ -141,5 +141,144 @@ def test_an_unchecked_claim_shows_its_note_in_the_report(results):
     ledger.check("R-D2", 1.0, Verdict("reproduced", "x", "not shown"))
     ledger.save()
     text = report.build()
-    assert "mlp on digits (not checked at this scale): ours 9,000 images/s" in text
-    assert "not shown" not in text
+    row = next(line for line in text.splitlines() if line.startswith("| R-D1 |"))
+    assert "**not checked at this scale**: ours 9,000 images/s" in row
+    row = next(line for line in text.splitlines() if line.startswith("| R-D2 |"))
+    assert "**reproduced**: not shown" in row  # the rule's note is the one-line summary
+
+
+# -- issue 14 item 14: provenance, stale ledgers, consistent records --------------------------
+
+def _fresh_ledger(notebook="rooted_loss/01_loss_family", claim="R-D1", verdict="reproduced"):
+    cfg = resolve("ci", {"ci": {}}, quiet=True)
+    ledger = Ledger(notebook, cfg)
+    ledger.check(claim, 1.0, Verdict(verdict, "> 0", "Gap 0.0126 at the largest k. More words."))
+    return ledger
+
+
+def test_report_marks_a_claim_stale_when_its_notebook_or_statement_changed(results, tmp_path, monkeypatch):
+    import shutil
+
+    from companion.pipeline import ledger as ledger_module
+    from companion.pipeline.paths import notebooks_dir
+
+    nbs = tmp_path / "nbs"
+    (nbs / "rooted_loss").mkdir(parents=True)
+    stored = nbs / "rooted_loss" / "01_loss_family.ipynb"
+    shutil.copy(notebooks_dir() / "rooted_loss" / "01_loss_family.ipynb", stored)
+    monkeypatch.setenv("COMPANION_NOTEBOOK", str(stored))
+    _fresh_ledger().save()
+    row = lambda: next(l for l in report.build(notebooks_root=nbs).splitlines() if l.startswith("| R-D1 |"))
+    assert "stale" not in row() and row().endswith("| reproduced (ci) |")
+    nb = json.loads(stored.read_text())
+    nb["cells"][-1]["source"] = "# edited after the run\n" + "".join(nb["cells"][-1]["source"])
+    stored.write_text(json.dumps(nb))
+    assert "⚠ stale" in row() and row().endswith("| reproduced (ci, stale) |")
+    text = report.build(notebooks_root=nbs)
+    assert "## Stale ledgers" in text and "notebook changed since the run" in text
+    shutil.copy(notebooks_dir() / "rooted_loss" / "01_loss_family.ipynb", stored)  # back as it was
+    assert "stale" not in row()
+    record = json.loads((results / "ledger" / "ci" / "rooted_loss__01_loss_family.json").read_text())
+    record["provenance"]["statement_digests"]["R-D1"] = "0" * 16  # the registry's statement changed
+    assert ledger_module.stale_reasons(record, nbs) == ["statement of R-D1 changed since the run"]
+
+
+def test_no_ledger_of_a_deleted_notebook_is_read(results, tmp_path):
+    _fresh_ledger().save()
+    record = json.loads((results / "ledger" / "ci" / "rooted_loss__01_loss_family.json").read_text())
+    record["notebook"] = "rooted_loss/99_deleted"
+    (results / "ledger" / "ci" / "rooted_loss__99_deleted.json").write_text(json.dumps(record))
+    assert [r["notebook"] for r in report.load_ledgers(results)] == ["rooted_loss/01_loss_family"]
+
+
+COMMITTED = sorted((Path(__file__).resolve().parents[1] / "results" / "ledger").glob("*/*.json"))
+
+
+@pytest.mark.parametrize("path", COMMITTED, ids=[f"{p.parent.name}/{p.stem}" for p in COMMITTED])
+def test_committed_ledger_is_fresh_consistent_and_registered(path):
+    """A committed ledger's notebook exists, its claims are registered, each claim's `passed`
+    agrees with its verdict, and neither its notebook nor a claim's statement changed since it
+    was written (re-run the notebook: `make store NB=...`, or at gpu `companion run NB --profile gpu`)."""
+    from companion.pipeline import ledger as ledger_module
+    from companion.pipeline.paths import notebooks_dir
+    from companion.verdicts import passed_of
+
+    record = json.loads(path.read_text())
+    assert (notebooks_dir() / f"{record['notebook']}.ipynb").is_file(), "ledger of a deleted notebook"
+    assert record.get("state", "finished") == "finished", f"a failed run: {record.get('error')}"
+    registered = claims.all_claims()
+    for entry in record["claims"]:
+        assert entry["id"] in registered, f"{entry['id']} is not in the registry"
+        assert entry["passed"] == passed_of(entry["verdict"]), f"{entry['id']}: passed disagrees with its verdict"
+    assert ledger_module.stale_reasons(record) == []
+
+
+def test_a_notebook_run_outside_companion_run_files_its_ledger_as_scratch(results, monkeypatch):
+    """Issue 14 item 17: Lab and plain papermill (no $COMPANION_RECORD) no longer rewrite the
+    profile's record."""
+    import companion
+    from companion.pipeline.ledger import RECORD_ENV
+
+    namespace = {"profile": "ci", "seed": 0, "n": None}
+    monkeypatch.delenv(RECORD_ENV, raising=False)
+    run = companion.start({"ci": dict(n=1)}, namespace, notebook="rooted_loss/01_loss_family", quiet=True)
+    assert run.ledger.custom and run.ledger.path.parent == results / "custom" / "ledger" / "ci"
+    monkeypatch.setenv(RECORD_ENV, "1")
+    run = companion.start({"ci": dict(n=1)}, namespace, notebook="rooted_loss/01_loss_family", quiet=True)
+    assert not run.ledger.custom and run.ledger.path.parent == results / "ledger" / "ci"
+
+
+# -- issue 17 items 9-11 and issue 15 item 1: a report a reader can scan ---------------------
+
+def test_report_totals_by_source_paper_claims_first_and_partially_kept_apart(results):
+    cfg = resolve("ci", {"ci": {}}, quiet=True)
+    ledger = Ledger("rooted_loss/01_loss_family", cfg)
+    ledger.check("R-D1", 1.0, Verdict("partially", "x", "half failed."))
+    ledger.check("R-D2", 1.0, Verdict("partially checked", "x", "half not run."))
+    ledger.save()
+    text = report.build()
+    lines = text.splitlines()
+    start = lines.index("By source of the claim:")
+    header, rows = lines[start + 2], lines[start + 4:start + 9]
+    assert header.split(" | ")[3:5] == ["partially", "partially checked"]
+    assert rows[0].startswith("| the papers' claims |")
+    totals = next(line for line in lines if line.startswith("**Totals over"))
+    assert "1 partially," in totals and "1 partially checked," in totals
+    table = lines[lines.index("| claim | source | statement | paper value | ci | gpu | verdict |", 0):]
+    sources = [l.split(" | ")[1] for l in table[2:] if l.startswith("| R-")]
+    order = {s: i for i, s in enumerate(claims.SOURCES)}
+    assert sources == sorted(sources, key=order.get) and sources[0] == "paper"  # the paper's claims first
+
+
+def test_each_claim_gets_a_one_line_summary_with_links_to_the_full_record(results):
+    cfg = resolve("ci", {"ci": {}}, quiet=True)
+    ledger = Ledger("rooted_loss/01_loss_family", cfg)
+    measured = {f"key {i}": float(i) for i in range(80)}  # a measurement of over 1,000 characters
+    ledger.check("R-D1", measured, Verdict("reproduced", "x", "Max gap 0.0126 at k = 1000 (|a| < 1). " + "More. " * 50))
+    ledger.check("R-D2", measured, Verdict("reproduced", "x"))
+    ledger.save()
+    lines = report.build().splitlines()
+    for cid in ("R-D1", "R-D2"):
+        row = next(line for line in lines if line.startswith(f"| {cid} |"))
+        ci = row.split(" | ")[4]
+        assert len(ci) < report.SUMMARY_CHARS + 200, ci
+        assert "[notebook](../notebooks/rooted_loss/01_loss_family.ipynb)" in ci
+        assert "[ledger](ledger/ci/rooted_loss__01_loss_family.json)" in ci
+    row = next(line for line in lines if line.startswith("| R-D1 |"))
+    assert "**reproduced**: Max gap 0.0126 at k = 1000 (\\|a\\| < 1). [notebook]" in row  # the first sentence, pipes escaped
+    assert row.count(" | ") == 6  # the table keeps its 7 columns
+
+
+def test_a_gpu_measurement_says_where_it_was_measured(results):
+    path = _ledger("gpu", True).save()
+    record = json.loads(path.read_text())
+    record["environment"].update(device="cuda", device_name="NVIDIA H100 80GB HBM3")
+    path.write_text(json.dumps(record))
+    _ledger("ci", True).save()
+    row = next(line for line in report.build().splitlines() if line.startswith("| R-D1 |"))
+    ci, gpu = row.split(" | ")[4:6]
+    assert "(CUDA: NVIDIA H100 80GB HBM3)" in gpu and "CUDA" not in ci
+    record["environment"].update(device="cpu", cpu_model="AMD EPYC 9654")
+    path.write_text(json.dumps(record))
+    row = next(line for line in report.build().splitlines() if line.startswith("| R-D1 |"))
+    assert "(CPU: AMD EPYC 9654)" in row.split(" | ")[5]

@@ -174,3 +174,246 @@ def test_gpu_minutes_and_claims_are_stated_only_in_the_rendered_blocks(path):
     assert "Estimated gpu time" not in outside + rest, "gpu minutes belong to registry/notebooks.yaml"
     for claim in claims.claims_of(notebooks.notebook_id(path)):
         assert claim.statement[:60] not in rest, f"{claim.id}'s statement is restated: cite the id"
+
+
+# -- issue 14: runs that never corrupt results -----------------------------------------------
+
+_SETUP_WITH_LEDGER = """\
+import os
+import companion
+from companion.verdicts import Verdict
+PROFILES = {"ci": dict(scale=1.0), "gpu": dict(scale=2.0)}
+cfg, ledger, device = companion.start(PROFILES, globals())
+"""
+_FIGURE_AND_CLAIM = """\
+figure = ledger.figure_path("f")
+figure.parent.mkdir(parents=True, exist_ok=True)
+figure.write_text("figure")
+ledger.check('R-D1', 1.0, Verdict('reproduced', '> 0', 'one at the largest k.'))
+ledger.save()
+"""
+
+
+def _ledger_notebook(path):
+    """A notebook that records R-D1 at rooted_loss/01_loss_family's id, and fails while a file
+    FAIL exists beside it."""
+    nb = _notebook(_SETUP_WITH_LEDGER,
+                   "if os.path.exists('FAIL'):\n    raise RuntimeError('deliberate failure')",
+                   _FIGURE_AND_CLAIM)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+    return path
+
+
+def test_concurrent_runs_in_one_folder_use_private_sockets_and_all_succeed(tmp_path):
+    """Item 1: kernels bound `kernel-ipc-N` sockets in the notebook's folder, N the first free
+    number, so runs of notebooks of one folder raced (and a read-only folder failed). Item 12:
+    --log-output streams the notebook's output."""
+    import os
+
+    folder = tmp_path / "demo"
+    folder.mkdir()
+    cell = "import glob, time\nprint('sockets here:', glob.glob('kernel-ipc*'))\ntime.sleep(1)\nprint('done', scale)"
+    paths = []
+    for k in range(4):
+        nbformat.write(_notebook(cell), folder / f"0{k + 1}_n.ipynb")
+        paths.append(folder / f"0{k + 1}_n.ipynb")
+    env = {**os.environ, "COMPANION_RESULTS": str(tmp_path / "results")}
+    procs = [subprocess.Popen([sys.executable, "-m", "companion", "run", str(p), "--out", str(tmp_path / f"out{k}.ipynb")]
+                              + (["--log-output"] if k == 0 else []),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+             for k, p in enumerate(paths)]
+    results = [proc.communicate(timeout=300) for proc in procs]
+    for proc, (out, err) in zip(procs, results):
+        assert proc.returncode == 0, out + err
+    for k in range(4):
+        executed = nbformat.read(tmp_path / f"out{k}.ipynb", as_version=4)
+        printed = "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
+        assert "sockets here: []" in printed and "done None" in printed
+    assert "sockets here: []" in results[0][0] and "done None" in results[0][0]  # streamed
+    assert "sockets here" not in results[1][0]
+    assert sorted(p.name for p in folder.iterdir()) == [p.name for p in paths]  # nothing left behind
+
+
+def test_an_interrupted_store_keeps_the_stored_notebook_and_a_failed_copy(tmp_path):
+    """Item 2: SIGINT during `make store` wiped the stored notebook's outputs. Now the stored file
+    is untouched, the partial run is kept as *.failed.ipynb outside notebooks/ with the cell
+    that was running named, and nothing half-written is left in the notebook's folder."""
+    import os
+    import signal
+    import time
+
+    folder = tmp_path / "nbs" / "demo"
+    folder.mkdir(parents=True)
+    path = folder / "01_slow.ipynb"
+    nbformat.write(_notebook("print('first')", "open('STARTED', 'w').close()\nimport time\ntime.sleep(120)"), path)
+    before = path.read_bytes()
+    env = {**os.environ, "COMPANION_RESULTS": str(tmp_path / "results")}
+    proc = subprocess.Popen([sys.executable, "-m", "companion", "run", str(path), "--out", str(path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.time() + 180
+    while not (folder / "STARTED").exists():
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0, out + err
+    assert path.read_bytes() == before  # the stored notebook is untouched
+    failed = tmp_path / "results" / "failed" / "demo" / "01_slow.failed.ipynb"
+    meta = nbformat.read(failed, as_version=4).metadata["companion"]["failed"]
+    assert meta["cell"] == 3 and "open('STARTED'" in meta["error"], meta
+    assert "open('STARTED'" in out + err and str(failed) in out + err
+    assert sorted(p.name for p in folder.iterdir()) == ["01_slow.ipynb", "STARTED"]  # no partial file
+    assert notebooks.discover(root=tmp_path / "nbs") == [path]
+
+
+def test_a_failed_run_replaces_the_previous_ledger_and_the_report_lists_it(tmp_path):
+    """Items 3 and 4: a run that failed after one that succeeded left the old 'reproduced'
+    ledger (and figures) beside the failed notebook, and REPORT.md did not say which failed."""
+    import json
+
+    nbs = tmp_path / "nbs"
+    path = _ledger_notebook(nbs / "rooted_loss" / "01_loss_family.ipynb")
+    results = tmp_path / "results"
+    first = _cli("reproduce", "--notebooks", str(nbs), env_results=results)
+    assert first.returncode == 0, first.stdout + first.stderr
+    ledger = results / "ledger" / "ci" / "rooted_loss__01_loss_family.json"
+    figures = results / "ci" / "rooted_loss" / "figures" / "01_loss_family"
+    assert json.loads(ledger.read_text())["claims"][0]["verdict"] == "reproduced" and figures.is_dir()
+    executed = results / "ci" / "rooted_loss" / "01_loss_family.ipynb"
+    previous_output = executed.read_bytes()
+    (path.parent / "FAIL").touch()
+    second = _cli("reproduce", "--notebooks", str(nbs), env_results=results)
+    assert second.returncode == 1
+    record = json.loads(ledger.read_text())
+    assert record["state"] == "failed" and record["cell"] == 3 and record["claims"] == []
+    assert "RuntimeError: deliberate failure" in record["error"] and "cell 3" in record["error"]
+    assert not figures.exists()  # set aside, not shown beside the failed run
+    aside = results / ".previous" / "ci" / "rooted_loss__01_loss_family"
+    assert (aside / "ledger.json").is_file() and (aside / "figures" / "f.png").is_file()
+    assert executed.read_bytes() == previous_output  # the previous output file is untouched
+    assert (results / "ci" / "rooted_loss" / "01_loss_family.failed.ipynb").is_file()
+    text = (results / "REPORT.md").read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| R-D1 |"))
+    assert "**failed**" in row and row.endswith("| failed (ci) |") and "reproduced" not in row
+    assert "## Failed runs" in text and "| rooted_loss/01_loss_family | ci |" in text
+    assert "failed" in report_totals(text)
+
+
+def report_totals(text):
+    return next(line for line in text.splitlines() if line.startswith("**Totals over"))
+
+
+# -- issue 14: bad input is refused before a kernel starts, in one line ---------------------
+
+@pytest.fixture
+def no_kernel(monkeypatch, tmp_path):
+    """Fail the test if a kernel would start; results go to a private folder."""
+    import papermill
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a kernel was started")
+
+    monkeypatch.setattr(papermill, "execute_notebook", refuse)
+    monkeypatch.setenv("COMPANION_RESULTS", str(tmp_path / "results"))
+    return tmp_path / "results"
+
+
+def _table_notebook(path, table='{"ci": dict(epochs=2, z_max=1.0, k_values=[1, 2], loss="ce"), "gpu": dict(epochs=5)}'):
+    params = "profile = 'ci'\nseed = 0\nepochs = None\nz_max = None\nk_values = None\nloss = None"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(_notebook(f"PROFILES = {table}", parameters=params), path)
+    return path
+
+
+def _error(capsys):
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err
+    return err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-p", "profile", "gpu"], "use --profile gpu"),                                  # item 6
+    (["-p", "z_max", "abc"], "knob 'z_max' expects float"),                           # item 7
+    (["-p", "k_values", "3"], "knob 'k_values' expects list of int"),
+    (["-p", "z_max", "[1, 2]"], "knob 'z_max' expects float"),
+    (["-p", "epochs", "0"], "knob 'epochs' counts something and must be >= 1"),      # item 8
+    (["-p", "epochs", "-3"], "must be >= 1"),
+    (["--profile", "foo"], "unknown profile 'foo'"),                                  # item 9
+    (["-p", "k_values", "[1, 2"], "is not valid YAML"),                               # item 10
+])
+def test_bad_input_is_refused_up_front_in_one_line(tmp_path, no_kernel, capsys, args, message):
+    from companion.pipeline import cli
+
+    path = _table_notebook(tmp_path / "nbs" / "demo" / "01_t.ipynb")
+    assert cli.main(["run", str(path), *args]) == 2
+    err = _error(capsys)
+    assert message in err and len(err.splitlines()) == 1, err
+    if "foo" in args:
+        assert "ci, gpu" in err and not (no_kernel / "foo").exists()
+
+
+@pytest.mark.parametrize("target, message", [("missing.ipynb", "no such notebook"), ("", "is a folder")])
+def test_a_missing_notebook_or_a_folder_is_one_line(tmp_path, no_kernel, capsys, target, message):
+    from companion.pipeline import cli
+
+    assert cli.main(["run", str(tmp_path / target)]) == 2
+    err = _error(capsys)
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_reproduce_refuses_an_unknown_profile_before_running_anything(tmp_path, no_kernel, capsys):
+    from companion.pipeline import cli
+
+    _table_notebook(tmp_path / "nbs" / "demo" / "01_t.ipynb")
+    assert cli.main(["reproduce", "--notebooks", str(tmp_path / "nbs"), "--profile", "foo"]) == 2
+    assert "unknown profile 'foo'" in _error(capsys)
+    assert not no_kernel.exists()
+
+
+def test_a_profile_that_needs_cuda_is_refused_on_a_cpu_unless_the_run_is_custom(tmp_path, no_kernel, capsys, monkeypatch):
+    """Item 6: a CUDA profile on a CPU is refused (a custom smoke run may run); reproduce skips
+    those notebooks with a line each and runs the others."""
+    from companion.pipeline import cli
+
+    monkeypatch.setattr(notebooks, "cuda_available", lambda: False)
+    cuda_nb = _table_notebook(tmp_path / "nbs" / "benchmarks" / "01_training_speed.ipynb")
+    cpu_nb = _table_notebook(tmp_path / "nbs" / "dynamical_loss" / "01_schedule.ipynb")
+    assert cli.main(["run", str(cuda_nb), "--profile", "gpu"]) == 2
+    assert "needs a CUDA device" in _error(capsys)
+    notebooks.preflight(cuda_nb, "gpu", {"epochs": 1})  # a smoke run with overrides of its own
+    notebooks.preflight(cpu_nb, "gpu", {})
+    ran = []
+    monkeypatch.setattr(notebooks, "run", lambda path, profile, *a, **k: ran.append(path) or notebooks.RunResult(
+        path, path, profile, 0.0))
+    assert cli.main(["reproduce", "--notebooks", str(tmp_path / "nbs"), "--profile", "gpu"]) == 0
+    out = capsys.readouterr().out
+    assert "skip benchmarks/01_training_speed: its gpu profile needs CUDA" in out
+    assert ran == [cpu_nb]
+
+
+def test_normalize_gives_the_installed_kernels_display_name():
+    """Item 15: Lab's autosave rewrote 'Python 3' to the installed kernel's 'Python 3 (companion)'."""
+    from pathlib import Path
+
+    nb = notebooks.normalize(_notebook("print(1)"))
+    assert nb.metadata["kernelspec"] == {"display_name": "Python 3 (companion)", "language": "python", "name": "python3"}
+    makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
+    assert f"KERNEL_DISPLAY_NAME := {notebooks.KERNEL_DISPLAY_NAME}" in makefile
+    assert '--display-name "$(KERNEL_DISPLAY_NAME)"' in makefile
+
+
+def test_only_reproduce_store_and_plain_gpu_runs_write_the_profiles_record(tmp_path):
+    """Item 17: a plain ci run, an --out run, papermill and Lab rewrote results/ledger/ci/."""
+    results = tmp_path / "results"
+    path = _ledger_notebook(tmp_path / "nbs" / "rooted_loss" / "01_loss_family.ipynb")
+    record = results / "ledger" / "ci" / "rooted_loss__01_loss_family.json"
+    scratch = results / "custom" / "ledger" / "ci" / "rooted_loss__01_loss_family.json"
+    assert _cli("run", str(path), env_results=results).returncode == 0  # a plain ci run
+    assert scratch.is_file() and not record.exists()
+    assert (results / "custom" / "ci" / "rooted_loss" / "figures" / "01_loss_family" / "f.png").is_file()
+    assert not notebooks.writes_record(path, "ci", tmp_path / "x.ipynb")  # --out elsewhere
+    assert notebooks.writes_record(path, "ci", path) and notebooks.writes_record(path, "gpu", None)
+    assert not notebooks.writes_record(path, "ci", None)
+    assert _cli("run", str(path), "--out", str(path), env_results=results).returncode == 0  # make store
+    assert record.is_file()

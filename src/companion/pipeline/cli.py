@@ -17,7 +17,13 @@ def _parameters(pairs: list[list[str]] | None) -> dict:
 def cmd_run(args: argparse.Namespace) -> int:
     if args.out and len(args.notebook) > 1:
         raise SystemExit("--out takes one notebook at a time")
-    params = _parameters(args.p)
+    try:  # every notebook checked before any kernel starts
+        params = _parameters(args.p)
+        for nb in args.notebook:
+            notebooks.preflight(nb, args.profile, params)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     status = 0
     for nb in args.notebook:
         try:
@@ -38,6 +44,8 @@ def _print_result(result: notebooks.RunResult, prefix: str = "") -> None:
           flush=True)
     if not result.ok:
         print(f"{prefix}  {result.error}", flush=True)
+        if result.failed_output:
+            print(f"{prefix}  partial output: {result.failed_output}", flush=True)
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
@@ -52,6 +60,20 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     if not paths:
         print("no notebooks found", file=sys.stderr)
         return 2
+    try:  # every notebook checked before the first one runs
+        params = _parameters(args.p)
+        for path in paths:
+            notebooks.preflight(path, args.profile, params, check_cuda=False)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not notebooks.is_custom(params):  # a profile that needs CUDA is skipped on a CPU
+        needing = [p for p in paths if notebooks.needs_cuda(p, args.profile)]
+        if needing and not notebooks.cuda_available():
+            for path in needing:
+                print(f"skip {notebooks.notebook_id(path)}: its {args.profile} profile needs CUDA "
+                      f"and this machine has none", flush=True)
+            paths = [p for p in paths if p not in needing]
     print(f"reproduce: {len(paths)} notebook(s) at profile {args.profile!r}", flush=True)
     if args.profile == "gpu":  # the CUDA notebooks run on a device, a slice at a time
         from . import plan as gpu_plan
@@ -61,13 +83,13 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     failed = []
     for index, path in enumerate(paths, 1):
-        out = notebooks.default_output(path, args.profile, root, custom=notebooks.is_custom(_parameters(args.p)))
-        result = notebooks.run(path, args.profile, _parameters(args.p) or None, out,
+        out = notebooks.default_output(path, args.profile, root, custom=notebooks.is_custom(params))
+        result = notebooks.run(path, args.profile, params or None, out, record=True,
                                timeout=_cell_timeout(args))
         _print_result(result, prefix=f"[{index}/{len(paths)}] ")
         if not result.ok:
             failed.append(result)
-    print(f"total {time.perf_counter() - start:.1f} s; report: {report.write()}")
+    print(f"total {time.perf_counter() - start:.1f} s; report: {report.write(notebooks_root=root)}")
     if failed:
         print(f"{len(failed)} notebook(s) failed:", file=sys.stderr)
         for result in failed:
@@ -259,7 +281,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:  # the run in progress has kept its partial output and failed ledger
+        print("interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -16,7 +16,10 @@ a failed notebook.
 
 A run with a knob set by parameter (or a seed other than 0) is a *custom* run: its ledger and
 figures go under ``<results>/custom/`` instead, so re-running a notebook with your own
-parameters never replaces the committed record of its profile nor enters the report.
+parameters never replaces the committed record of its profile nor enters the report. So does
+a *scratch* run: one not started as the profile's record (``$COMPANION_RECORD`` is not ``1``;
+``companion reproduce``, ``make store`` and a plain gpu/paper ``companion run`` set it, see
+``companion.pipeline.notebooks``): JupyterLab, plain papermill and ``--out`` runs.
 """
 
 from __future__ import annotations
@@ -37,6 +40,13 @@ from . import claims as claim_registry
 from .paths import repo_root, results_dir
 
 FAILED = "failed"
+#: "1" when a run writes its profile's record (set by ``companion.pipeline.notebooks.run``)
+RECORD_ENV = "COMPANION_RECORD"
+
+
+def recording() -> bool:
+    """Whether this process runs as its profile's record (``$COMPANION_RECORD == "1"``)."""
+    return os.environ.get(RECORD_ENV) == "1"
 
 _current: Ledger | None = None
 
@@ -133,7 +143,8 @@ def provenance(notebook: str, claim_ids: list[str]) -> dict[str, Any]:
 class Ledger:
     """Claims checked by one run of one notebook at one profile."""
 
-    def __init__(self, notebook: str, cfg: Mapping[str, Any], *, seed: int | None = None):
+    def __init__(self, notebook: str, cfg: Mapping[str, Any], *, seed: int | None = None,
+                 scratch: bool = False):
         if notebook.count("/") != 1:
             raise ValueError(f"notebook must be '<paper>/<NN_topic>', got {notebook!r}")
         self.notebook = notebook
@@ -142,7 +153,8 @@ class Ledger:
         self.config = dict(cfg)
         self.seed = seed
         self.overridden = list(getattr(cfg, "overridden", ()))
-        self.custom = bool(self.overridden) or bool(seed)
+        self.scratch = scratch  # not the profile's record: filed under custom/ (module doc)
+        self.custom = bool(self.overridden) or bool(seed) or scratch
         self.started = datetime.now(timezone.utc)
         self._t0 = time.perf_counter()
         self.entries: list[dict[str, Any]] = []
@@ -232,6 +244,7 @@ class Ledger:
             "state": "finished",
             "seed": self.seed,
             "overridden": self.overridden,
+            "scratch": self.scratch,
             "parameters": _jsonable(self.config),
             "environment": environment(),
             "provenance": provenance(self.notebook, [e["id"] for e in self.entries]),
@@ -268,9 +281,11 @@ def ledger_path(root: Path, profile: str, notebook: str) -> Path:
 
 
 def write_failed(notebook: str, profile: str, error: str, *, cell: int | None = None,
-                 custom: bool = False, parameters: Mapping[str, Any] | None = None) -> Path:
+                 custom: bool = False, parameters: Mapping[str, Any] | None = None,
+                 seconds: float | None = None) -> Path:
     """A ledger in state ``failed`` for a run that did not finish: the report shows the
-    notebook's claims as failed (never an older verdict)."""
+    notebook's claims as failed (never an older verdict). ``seconds``: how long the run went
+    before it failed (``wall_seconds``, a lower bound of a full run)."""
     from ..repro import environment
 
     root = results_dir() / "custom" if custom else results_dir()
@@ -281,9 +296,36 @@ def write_failed(notebook: str, profile: str, error: str, *, cell: int | None = 
         "environment": environment(),
         "provenance": provenance(notebook, []),
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "wall_seconds": round(seconds, 2) if seconds is not None else None,
         "claims": [], "figures": [],
     }
     return _write_json(ledger_path(root, profile, notebook), record)
+
+
+def stale_reasons(record: Mapping[str, Any], notebooks_root: Path | None = None) -> list[str]:
+    """Why a ledger no longer describes what the repository holds (empty when it still does):
+    its notebook's sources changed since it was written (``notebook_digest``), or the registered
+    statement of one of its claims did (``statement_digests``), or it predates provenance."""
+    if record.get("state") == FAILED:
+        return []
+    provenance = record.get("provenance") or {}
+    if not provenance.get("notebook_digest") and not provenance.get("statement_digests"):
+        return ["no provenance (written before ledgers recorded digests): re-run it"]
+    reasons = []
+    path = (notebooks_root or repo_root() / "notebooks") / f"{record['notebook']}.ipynb"
+    if path.is_file() and provenance.get("notebook_digest") != notebook_digest(path):
+        reasons.append("notebook changed since the run")
+    digests = provenance.get("statement_digests") or {}
+    for entry in record.get("claims", []):
+        cid = entry["id"]
+        try:
+            current = text_digest(claim_registry.get(cid).statement)
+        except KeyError:
+            reasons.append(f"{cid} is no longer registered")
+            continue
+        if digests.get(cid) != current:
+            reasons.append(f"statement of {cid} changed since the run")
+    return reasons
 
 
 def _legacy_verdict(measured: Any, keywords: dict[str, Any]) -> tuple[Verdict, Any]:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .ledger import Ledger
+from .ledger import Ledger, recording
 from .profiles import Config, check_table, resolve
 
 NOTEBOOK_ENV = "COMPANION_NOTEBOOK"
@@ -89,5 +89,5 @@ def start(table: Mapping[str, Mapping[str, Any]], namespace: MutableMapping[str,
     cfg = resolve(profile, table, {k: namespace[k] for k in knobs}, quiet=quiet)
     device = repro.setup(seed)
     plots.theme()
-    ledger = Ledger(notebook, cfg, seed=seed)
+    ledger = Ledger(notebook, cfg, seed=seed, scratch=not recording())
     return Run(notebook, cfg, ledger, device, seed)
