@@ -430,6 +430,47 @@ def test_missing_dataset_error_names_the_fix(folder):
 
 # ----------------------------------------------------------------------------- transforms
 
+@pytest.mark.parametrize("name, make", [("mnist", "npz"), ("mnist", "idx"), ("cifar10", "tar")])
+def test_a_truncated_dataset_file_is_named_corrupt_with_the_fetch_command(folder, name, make):
+    """Issue 14 item 11: a truncated file gave 'BadZipFile: File is not a zip file' without its
+    name, and `data check --verify` listed it as present."""
+    if make == "npz":
+        make_mnist_npz(folder)
+        bad = folder / "mnist.npz"
+    elif make == "idx":
+        for split, (images_name, labels_name) in images.MNIST_IDX.items():
+            x = RNG.integers(0, 256, (3, 28, 28), dtype=np.uint8)
+            (folder / images_name).write_bytes(gzip.compress(struct.pack(">HBB3I", 0, 8, 3, 3, 28, 28) + x.tobytes()))
+            (folder / labels_name).write_bytes(gzip.compress(struct.pack(">HBBI", 0, 8, 1, 3) + bytes(3)))
+        bad = folder / images.MNIST_IDX["train"][0]
+    else:
+        bad = folder / "cifar-10-python.tar.gz"
+        with tarfile.open(bad, "w:gz") as tar:
+            blob = pickle.dumps({b"labels": [0], b"data": np.zeros((1, 3072), np.uint8)})
+            info = tarfile.TarInfo("cifar-10-batches-py/data_batch_1")
+            info.size = len(blob)
+            tar.addfile(info, io.BytesIO(blob))
+    bad.write_bytes(bad.read_bytes()[: bad.stat().st_size // 2])  # truncated, e.g. by a cut download
+    with pytest.raises(data.CorruptDatasetError) as info:
+        data.load(name, data_dir=folder, cache=False)
+    message = str(info.value)
+    assert str(bad) in message and "corrupt" in message and f"companion data fetch {name}" in message
+    assert "\n" not in message
+    report = data.check(folder, verify=True)
+    line = next(l for l in report.splitlines() if bad.name in l)
+    assert line.startswith("  [!]") and "CORRUPT" in line and f"companion data fetch {name}" in line
+    assert "[x]" in data.check(folder)  # without --verify: only presence
+
+
+def test_check_verify_uses_sha256sums_listed_in_the_data_dir(folder):
+    make_mnist_npz(folder)
+    good = hashlib.sha256((folder / "mnist.npz").read_bytes()).hexdigest()
+    (folder / "SHA256SUMS").write_text(f"{good}  mnist.npz\n")
+    assert "[x] mnist.npz (offline copy, SHA-256 ok)" in data.check(folder, verify=True)
+    (folder / "SHA256SUMS").write_text(f"{'0' * 64}  mnist.npz\n")
+    assert "[!] mnist.npz" in data.check(folder, verify=True)
+
+
 def test_to_float_normalizes_per_channel():
     x = torch.randint(0, 256, (4, 3, 5, 5), dtype=torch.uint8)
     mean, std = data.NORMALIZATION["cifar10"]
@@ -536,28 +577,54 @@ def test_fetch_from_file_urls_verifies_and_skips_present_files(folder, fake_remo
 def test_fetch_checksum_mismatch_leaves_nothing(folder, fake_remote):
     _, mirror = fake_remote
     (mirror / "a.gz").write_bytes(b"tampered")
-    with pytest.raises(data.DownloadError, match="SHA-256 .* differs"):
-        data.fetch("mnist", data_dir=folder, base_url=mirror.as_uri())
+    with pytest.raises(data.DownloadError, match="a.gz.*does not match the known hash"):
+        data.fetch("mnist", data_dir=folder, base_url=mirror.as_uri(), retries=0)
     assert _leftovers(folder) == []
     # A corrupt file already in place is replaced only by a verified one.
     (folder / "a.gz").write_bytes(b"old corrupt copy")
     with pytest.raises(data.DownloadError):
-        data.fetch("mnist", data_dir=folder, base_url=mirror.as_uri())
+        data.fetch("mnist", data_dir=folder, base_url=mirror.as_uri(), retries=0)
     assert (folder / "a.gz").read_bytes() == b"old corrupt copy" and _leftovers(folder) == ["a.gz"]
 
 
 def test_fetch_over_http_with_mirror_fallback_and_truncation(folder, fake_remote, monkeypatch):
     contents, _ = fake_remote
     with _serve(contents, truncate={"b.gz"}) as base, _serve(contents) as base_ok:
-        with pytest.raises(data.DownloadError, match="got 20 of 120 bytes"):
-            data.fetch("mnist", data_dir=folder, base_url=base)
+        with pytest.raises(data.DownloadError, match="could not fetch b.gz"):
+            data.fetch("mnist", data_dir=folder, base_url=base, retries=0)
         assert _leftovers(folder) == ["a.gz"]  # a.gz verified; nothing of b.gz
         remotes = tuple(download.RemoteFile(r.name, r.sha256, (base + "/missing/", base_ok))
                         for r in download.OFFICIAL_FILES["mnist"])
         monkeypatch.setitem(download.OFFICIAL_FILES, "mnist", remotes)
-        data.fetch("mnist", data_dir=folder)  # the first mirror answers 404, the second works
+        data.fetch("mnist", data_dir=folder, retries=0)  # the first mirror answers 404, the second works
     assert _leftovers(folder) == ["a.gz", "b.gz"]
     assert (folder / "b.gz").read_bytes() == contents["b.gz"]
+
+
+def test_fetch_uses_pooch_and_retries_a_failed_download(folder, fake_remote, monkeypatch):
+    """Issue 14 item 13: downloads go through pooch (checksummed, atomic, retried)."""
+    import pooch
+
+    contents, _ = fake_remote
+    created = []
+    real_create = pooch.create
+    monkeypatch.setattr(pooch, "create", lambda **kw: created.append(kw) or real_create(**kw))
+    failures = {"a.gz": 1}  # the first request for a.gz fails with a server error
+
+    class Flaky(dict):
+        def __contains__(self, name):
+            if failures.get(name):
+                failures[name] -= 1
+                return False
+            return dict.__contains__(self, name)
+
+    with _serve(Flaky(contents)) as base:
+        with pytest.raises(data.DownloadError):
+            data.fetch("mnist", data_dir=folder, base_url=base, retries=0)
+        failures["a.gz"] = 1
+        data.fetch("mnist", data_dir=folder, base_url=base, retries=1)
+    assert _leftovers(folder) == ["a.gz", "b.gz"] and created
+    assert all(kw["retry_if_failed"] == 1 for kw in created[-2:])
 
 
 def test_fetch_refuses_generated_sets_and_read_only_dirs(folder):

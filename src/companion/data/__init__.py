@@ -20,8 +20,10 @@ name                      what                                                  
 first ``per_class`` of every class in that shuffle (a balanced subset, in shuffled order). For
 the i.i.d. generators (``gaussian``, ``linear_separable``) they set how many points are drawn.
 Image sets: ``to_float(x, name)`` normalizes, ``augment(x)`` crops and flips on the device.
-A missing image dataset raises ``DatasetNotFoundError``; ``fetch(name)`` downloads it and
-``check()`` (``companion data check``) says what is present.
+A missing image dataset raises ``DatasetNotFoundError``, a present file that does not decode
+``CorruptDatasetError`` (naming the file and the fetch command); ``fetch(name)`` downloads it
+(with pooch) and ``check()`` (``companion data check``) says what is present, with ``verify``
+also whether each file is intact (SHA-256 where a sum is known, else a full read).
 """
 
 from __future__ import annotations
@@ -39,12 +41,12 @@ import torch
 from ..pipeline import paths
 from . import images, synthetic
 from .download import OFFICIAL_FILES, DownloadError, fetch, sha256_file
-from .images import DatasetNotFoundError
+from .images import CorruptDatasetError, DatasetNotFoundError
 from .transforms import NORMALIZATION, augment, to_float
 
-__all__ = ["Dataset", "DatasetNotFoundError", "DownloadError", "IMAGE_DATASETS", "NAMES",
-           "NORMALIZATION", "SPLITS", "augment", "check", "fetch", "load", "subset_indices",
-           "to_float"]
+__all__ = ["CorruptDatasetError", "Dataset", "DatasetNotFoundError", "DownloadError",
+           "IMAGE_DATASETS", "NAMES", "NORMALIZATION", "SPLITS", "augment", "check", "fetch", "known_sums", "load",
+           "subset_indices", "to_float", "verify_file"]
 
 IMAGE_DATASETS = ("mnist", "cifar10", "cifar100", "svhn")
 UCI_DATASETS = tuple(f"uci:{subset}" for subset in synthetic.UCI_BINARY)
@@ -165,10 +167,34 @@ def load(name: str, split: str = "train", n: int | None = None, per_class: int |
 
 # ----------------------------------------------------------------------------- check
 
+def known_sums(folder: Path) -> dict[str, str]:
+    """SHA-256 sums to verify files against: the official files' (``OFFICIAL_FILES``) and those
+    listed in ``<data dir>/SHA256SUMS`` (``sha256sum`` format; e.g. the offline copies')."""
+    sums = {remote.name: remote.sha256 for files in OFFICIAL_FILES.values() for remote in files}
+    listing = folder / "SHA256SUMS"
+    if listing.is_file():
+        for line in listing.read_text().splitlines():
+            parts = line.split()
+            if len(parts) == 2 and len(parts[0]) == 64:
+                sums.setdefault(parts[1].lstrip("*"), parts[0].lower())
+    return sums
+
+
+def verify_file(path: Path, sha256: str | None = None) -> str | None:
+    """Why ``path`` is not intact (None if it is): a SHA-256 that differs from ``sha256`` when one
+    is known, else a file that cannot be read in full (:func:`images.integrity_problem`)."""
+    if sha256 is not None and path.is_file():
+        actual = sha256_file(path)
+        return None if actual == sha256 else f"SHA-256 {actual[:12]}... differs from {sha256[:12]}..."
+    return images.integrity_problem(path)
+
+
 def check(data_dir: Path | str | None = None, verify: bool = False) -> str:
     """A report: per image dataset, which files are present and which source ``load`` uses.
 
-    ``verify`` also hashes the official files present against their SHA-256 sums.
+    ``verify`` also checks each file present: its SHA-256 where a sum is known (official
+    files, and files listed in ``<data dir>/SHA256SUMS``), else that it reads in full; a
+    corrupt file is marked ``[!] ... CORRUPT`` with the command that fetches a good copy.
     """
     folder = Path(data_dir) if data_dir is not None else paths.data_dir()
     origin = ("from COMPANION_DATA" if os.environ.get("COMPANION_DATA") and data_dir is None
@@ -176,21 +202,34 @@ def check(data_dir: Path | str | None = None, verify: bool = False) -> str:
               else "given")
     lines = [f"data directory: {folder} ({origin})"
              + ("" if folder.is_dir() else " - does not exist")]
-    sums = {remote.name: remote.sha256 for files in OFFICIAL_FILES.values() for remote in files}
+    sums = known_sums(folder) if verify else {}
+    corrupt: set[str] = set()
     for name in IMAGE_DATASETS:
         lines.append(f"{name}:")
         for source in images.SOURCES[name]:
             for entry in dict.fromkeys(f for files in source.files.values() for f in files):
                 path = folder / entry
                 note = "official" if source.official else "offline copy"
-                if verify and path.is_file() and entry in sums:
-                    note += ", SHA-256 " + ("ok" if sha256_file(path) == sums[entry]
-                                            else "MISMATCH")
-                lines.append(f"  [{'x' if path.exists() else ' '}] {entry} ({note})")
+                mark = "x" if path.exists() else " "
+                if verify and path.exists():
+                    problem = verify_file(path, sums.get(entry))
+                    how = "SHA-256" if entry in sums else "read in full"
+                    if problem is None:
+                        note += f", {how} ok"
+                    else:
+                        mark = "!"
+                        corrupt.add(entry)
+                        note += (f", CORRUPT ({problem}): delete it and run "
+                                 f"`companion data fetch {name}`")
+                lines.append(f"  [{mark}] {entry} ({note})")
         used = {split: images.find_source(name, split, folder) for split in SPLITS}
         for split, source in used.items():
-            target = source.description if source else (
-                f"MISSING: run `companion data fetch {name}` or set COMPANION_DATA")
+            if source is None:
+                target = f"MISSING: run `companion data fetch {name}` or set COMPANION_DATA"
+            elif any(f in corrupt for f in source.files[split]):
+                target = f"CORRUPT {source.description}: run `companion data fetch {name}`"
+            else:
+                target = source.description
             lines.append(f"  -> {split}: {target}")
     lines.append("digits, " + ", ".join(UCI_DATASETS) + ": bundled with scikit-learn")
     lines.append("gaussian, spiral, linear_separable: generated")

@@ -1,22 +1,28 @@
-"""Download the official dataset files, checked against their published SHA-256 sums.
+"""Download the official dataset files, checked against their published SHA-256 sums, with pooch.
 
 The sums are the ones TensorFlow Datasets records for the same URLs
 (``tensorflow/datasets``: ``url_checksums/mnist.txt``, ``cifar10.csv``, ``cifar100.csv``,
 ``svhn_cropped.txt``); the CIFAR sums are also the ``file_hash`` values of Keras'
 ``cifar10.load_data``/``cifar100.load_data``. None was typed from memory.
 
-A download goes to a temporary file beside its target, is hashed while it streams, and is
-renamed into place only once its size and SHA-256 check out: an interrupted or corrupt
-download never leaves a file under the official name. ``file://`` URLs work too (tests, or
-a local mirror via ``base_url``).
+`pooch <https://www.fatiando.org/pooch>`_ (the download manager SciPy and scikit-image use
+for their data) does the work: it skips a file already present with the right SHA-256,
+streams a download into a temporary file beside its target, checks the SHA-256 and renames
+the file into place only then (so an interrupted or corrupt download never leaves a file
+under the official name, and a corrupt file already there is replaced only by a verified
+one), and retries a failed download. Two needs pooch does not serve, kept here: **several
+mirrors per file** (a ``Pooch`` has one base URL; we try one ``Pooch`` per mirror, in
+order) and **``file://`` URLs** (local mirrors and the tests; pooch knows http(s), ftp, sftp
+and doi, so :func:`_copy_file_url` is passed as its downloader for them). We also refuse a
+read-only data directory up front with the fix in the message.
 """
 
 from __future__ import annotations
 
 import hashlib
-import http.client
-import os
-import tempfile
+import logging
+import shutil
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -87,36 +93,41 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _download(url: str, target: Path, expected_sha256: str, timeout: float) -> None:
-    """Stream ``url`` into a temporary file beside ``target``; rename it there if it checks out."""
-    partial = tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.",
-                                          suffix=".part", delete=False)
-    try:
-        digest, received = hashlib.sha256(), 0
-        with partial, urllib.request.urlopen(url, timeout=timeout) as response:
-            announced = response.headers.get("Content-Length")
-            for block in iter(lambda: response.read(CHUNK), b""):
-                digest.update(block)
-                partial.write(block)
-                received += len(block)
-        if announced is not None and received != int(announced):
-            raise DownloadError(f"{url}: got {received} of {announced} bytes")
-        if digest.hexdigest() != expected_sha256:
-            raise DownloadError(f"{url}: SHA-256 {digest.hexdigest()} differs from the official "
-                                f"{expected_sha256}")
-        os.chmod(partial.name, 0o644)  # temporary files are created owner-only
-        Path(partial.name).replace(target)
-    finally:
-        Path(partial.name).unlink(missing_ok=True)
+#: extra attempts per URL after a failed download (pooch waits 1 s, then 2 s, ... between them)
+RETRIES = 2
+
+
+def _copy_file_url(url: str, output_file: str, pooch: object = None, check_only: bool = False) -> bool | None:
+    """A pooch downloader for ``file://`` URLs (pooch itself has none)."""
+    source = Path(urllib.request.url2pathname(urllib.parse.urlparse(url).path))
+    if check_only:
+        return source.is_file()
+    with open(source, "rb") as src, open(output_file, "wb") as dst:
+        shutil.copyfileobj(src, dst, CHUNK)
+    return None
+
+
+def _fetch_one(remote: RemoteFile, folder: Path, url: str, timeout: float, retries: int) -> Path:
+    """One file from one URL, through pooch (skip if verified, else download, verify, rename)."""
+    import pooch
+
+    base, _, name = url.rpartition("/")
+    manager = pooch.create(path=folder, base_url=base + "/", registry={name: f"sha256:{remote.sha256}"},
+                           retry_if_failed=retries)
+    downloader = (_copy_file_url if url.startswith("file:") else
+                  pooch.HTTPDownloader(timeout=timeout, progressbar=False))
+    return Path(manager.fetch(name, downloader=downloader))
 
 
 def fetch(name: str, data_dir: Path | str | None = None, base_url: str | None = None, *,
-          timeout: float = 60.0, log: Callable[[str], None] | None = None) -> list[Path]:
+          timeout: float = 60.0, retries: int = RETRIES,
+          log: Callable[[str], None] | None = None) -> list[Path]:
     """Download dataset ``name``'s official files into ``data_dir`` (default: the data dir).
 
     Files already present with the right SHA-256 are kept. ``base_url`` replaces the official
-    mirrors (the file name is appended). Returns the paths of the verified files; raises
-    ``DownloadError`` when no URL gives a file with the official checksum.
+    mirrors (the file name is appended). Each URL is tried ``1 + retries`` times, then the
+    next mirror. Returns the paths of the verified files; raises ``DownloadError`` when no URL
+    gives a file with the official checksum.
     """
     if name not in OFFICIAL_FILES:
         raise ValueError(f"nothing to fetch for {name!r}: downloadable datasets are "
@@ -128,24 +139,31 @@ def fetch(name: str, data_dir: Path | str | None = None, base_url: str | None = 
         raise DownloadError(f"the data directory {folder} is read-only; set COMPANION_DATA to "
                             f"a writable folder (or pass data_dir)")
     folder.mkdir(parents=True, exist_ok=True)
+    pooch_log = logging.getLogger("pooch")
+    level = pooch_log.level
+    pooch_log.setLevel(logging.WARNING)  # we say what happens through ``log``
     fetched = []
-    for remote in OFFICIAL_FILES[name]:
-        target = folder / remote.name
-        if target.is_file() and sha256_file(target) == remote.sha256:
-            say(f"{target}: present, SHA-256 ok")
-            fetched.append(target)
-            continue
-        errors = []
-        for url in remote.urls(base_url):
-            say(f"downloading {url}")
-            try:
-                _download(url, target, remote.sha256, timeout)
-            except (OSError, http.client.HTTPException) as exc:  # incl. URLError, DownloadError
-                errors.append(f"  {url}: {exc}")
+    try:
+        for remote in OFFICIAL_FILES[name]:
+            target = folder / remote.name
+            if target.is_file() and sha256_file(target) == remote.sha256:
+                say(f"{target}: present, SHA-256 ok")
+                fetched.append(target)
                 continue
-            say(f"{target}: SHA-256 ok")
-            fetched.append(target)
-            break
-        else:
-            raise DownloadError(f"could not fetch {remote.name} for {name}:\n" + "\n".join(errors))
+            errors = []
+            for url in remote.urls(base_url):
+                say(f"downloading {url}")
+                try:
+                    path = _fetch_one(remote, folder, url, timeout, retries)
+                except Exception as exc:  # noqa: BLE001 - HTTP, network, file and checksum errors
+                    errors.append(f"  {url}: {type(exc).__name__}: {' '.join(str(exc).split())}")
+                    continue
+                say(f"{path}: SHA-256 ok")
+                fetched.append(path)
+                break
+            else:
+                raise DownloadError(f"could not fetch {remote.name} for {name} (official SHA-256 "
+                                    f"{remote.sha256}):\n" + "\n".join(errors))
+    finally:
+        pooch_log.setLevel(level)
     return fetched

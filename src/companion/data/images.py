@@ -33,6 +33,8 @@ import pickle
 import struct
 import tarfile
 import tempfile
+import zipfile
+import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -43,6 +45,11 @@ import numpy as np
 
 class DatasetNotFoundError(FileNotFoundError):
     """A dataset's files are not in the data directory (the message says how to get them)."""
+
+
+class CorruptDatasetError(ValueError):
+    """A dataset's file is present but cannot be decoded (truncated or corrupt): the message
+    names the file and the command that fetches a good copy."""
 
 
 @dataclass
@@ -262,6 +269,59 @@ def find_source(name: str, split: str, data_dir: Path) -> Source | None:
     return next((s for s in SOURCES[name] if s.available(data_dir, split)), None)
 
 
+#: what reading a truncated or corrupt file raises (zip, gzip, tar, pickle, idx, .mat)
+DECODE_ERRORS = (OSError, EOFError, ValueError, KeyError, IndexError, struct.error, zlib.error,
+                 zipfile.BadZipFile, tarfile.TarError, pickle.UnpicklingError)
+
+
+def integrity_problem(path: Path) -> str | None:
+    """Why a dataset file cannot be read in full (None if it can): every zip member's CRC for
+    ``.npz``, the whole stream for ``.gz`` and ``.tar.gz``, the header and every variable for
+    ``.mat``. A folder is checked file by file only for being readable."""
+    try:
+        if path.is_dir():
+            for item in _files_of(path):
+                with open(item, "rb") as handle:
+                    while handle.read(1 << 20):
+                        pass
+        elif path.name.endswith(".npz"):
+            with zipfile.ZipFile(path) as archive:
+                bad = archive.testzip()
+            if bad is not None:
+                return f"member {bad} fails its CRC check"
+        elif path.name.endswith((".tar.gz", ".tgz")):
+            with tarfile.open(path, mode="r|gz") as tar:
+                for member in tar:
+                    if member.isfile():
+                        tar.extractfile(member).read()
+        elif path.suffix == ".gz":
+            with gzip.open(path, "rb") as handle:
+                while handle.read(1 << 20):
+                    pass
+        elif path.suffix == ".mat":
+            from scipy.io import loadmat
+
+            loadmat(path)
+    except Exception as exc:  # noqa: BLE001 - any failure to read is the finding
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def corrupt(name: str, source: Source, split: str, data_dir: Path, error: Exception) -> CorruptDatasetError:
+    """The error for a present file that does not decode: names the file(s), says corrupt, and
+    names the fetch command."""
+    entries = [data_dir / f for f in source.files[split]]
+    bad = [p for p in entries if integrity_problem(p) is not None] or entries
+    files = ", ".join(str(p) for p in bad)
+    official = ("" if source.official else
+                " (the official files take precedence over this offline copy)")
+    return CorruptDatasetError(
+        f"{name} ({split}): {files} is corrupt or truncated ({type(error).__name__}: {error}). "
+        f"Delete it and run `companion data fetch {name}` to download the official files, SHA-256 "
+        f"checked{official}, or replace it with a good copy; `companion data check --verify` "
+        f"checks every file.")
+
+
 def not_found(name: str, split: str, data_dir: Path) -> DatasetNotFoundError:
     looked_for = ", ".join(dict.fromkeys(f for s in SOURCES[name] for f in s.files.get(split, ())))
     env = os.environ.get("COMPANION_DATA")
@@ -360,7 +420,12 @@ def load_split(name: str, split: str, data_dir: Path, use_cache: bool = True
     cached = read_cache(key, data_dir) if use_cache else None
     if cached is not None:
         return cached, source
-    decoded = source.read(data_dir, split)
+    try:
+        decoded = source.read(data_dir, split)
+    except DatasetNotFoundError:
+        raise
+    except DECODE_ERRORS as exc:  # a present file that does not decode
+        raise corrupt(name, source, split, data_dir, exc) from exc
     if use_cache:
         for other, arrays in decoded.items():
             if source.available(data_dir, other):
