@@ -129,8 +129,9 @@ def test_readme_quotes_the_current_report_totals():
     """The README's results-at-a-glance line must not go stale when verdicts change."""
     root = Path(__file__).resolve().parents[1]
     report_text = (root / "results" / "REPORT.md").read_text()
-    line = next(l for l in report_text.splitlines() if l.startswith("**Totals over"))
-    assert line in (root / "README.md").read_text(), "README totals differ from results/REPORT.md: copy the line"
+    for start in ("**Totals over", "**The papers' own"):
+        line = next(l for l in report_text.splitlines() if l.startswith(start))
+        assert line.rstrip() in (root / "README.md").read_text(), f"README's '{start}' line differs from results/REPORT.md: copy it"
     assert report_text == report.build(report.load_ledgers(root / "results")), "results/REPORT.md is stale: run companion report"
 
 
@@ -244,6 +245,8 @@ def test_report_totals_by_source_paper_claims_first_and_partially_kept_apart(res
     assert rows[0].startswith("| the papers' claims |")
     totals = next(line for line in lines if line.startswith("**Totals over"))
     assert "1 partially," in totals and "1 partially checked," in totals
+    papers = lines[lines.index(totals) - 1]  # the papers' own claims come first
+    assert papers.startswith("**The papers' own") and "not run" in papers  # R-D1, R-D2 are derived
     table = lines[lines.index("| claim | source | statement | paper value | ci | gpu | verdict |", 0):]
     sources = [l.split(" | ")[1] for l in table[2:] if l.startswith("| R-")]
     order = {s: i for i, s in enumerate(claims.SOURCES)}

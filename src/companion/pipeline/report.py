@@ -212,6 +212,7 @@ def build(ledgers: list[dict[str, Any]] | None = None, notebooks_root: Path | No
         "where they were measured. **stale**: the notebook or the claim's statement changed after",
         "the ledger was written. 'Paper value' is filled only where the paper gives a number.",
         "",
+        papers_line(per_source["paper"]),
         totals_line(totals),
         "",
         "By source of the claim:",
@@ -257,6 +258,13 @@ def totals_line(totals: Counter[str]) -> str:
     """'**Totals over N claims:** a reproduced, b partially, ...' (the README quotes it)."""
     counts = ", ".join(f"{totals[v]} {v}" for v in COUNTED if totals[v])
     return f"**Totals over {sum(totals.values())} claims:** {counts}."
+
+
+def papers_line(counts: Counter[str]) -> str:
+    """'**The papers' own N claims:** a reproduced, ...': the headline, before claims of other
+    sources are mixed in (the README quotes it too)."""
+    listing = ", ".join(f"{counts[v]} {v}" for v in COUNTED if counts[v])
+    return f"**The papers' own {sum(counts.values())} claims:** {listing}.  "
 
 
 def counts_table(rows: dict[str, Counter[str]], label: str) -> list[str]:
