@@ -106,7 +106,8 @@ def test_reproduce_gpu_prints_the_planned_device_minutes(tmp_path):
     root.mkdir(parents=True)
     nbformat.write(_notebook("print('fine')"), root / "01_works.ipynb")
     result = _cli("reproduce", "--profile", "gpu", "--notebooks", str(tmp_path / "nbs"), env_results=tmp_path / "r")
-    assert "planned: unknown (" in result.stdout and "demo/01_works" in result.stdout  # not in the registry
+    assert "planned: none of these notebooks needs CUDA" in result.stdout  # not in the registry
+    assert "demo/01_works [gpu] ok" in result.stdout
 
 
 def test_run_with_parameters_writes_under_results_custom(tmp_path):

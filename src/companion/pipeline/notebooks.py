@@ -56,6 +56,9 @@ KERNEL = "python3"
 KERNEL_DISPLAY_NAME = "Python 3 (companion)"
 KERNELSPEC = {"display_name": KERNEL_DISPLAY_NAME, "language": "python", "name": KERNEL}
 INJECTED_TAG = "injected-parameters"
+#: seconds a kernel may take to start (papermill's 60 s is too short for many runs at once on
+#: 2 busy cores; a missing kernel fails at once anyway)
+KERNEL_START_TIMEOUT = 180
 FAILED_SUFFIX = ".failed.ipynb"
 # Environment for ci-profile kernels: one thread, so stored outputs do not depend on cores.
 CI_ENV = {
@@ -362,9 +365,9 @@ def run(
         with _environment(env):
             try:
                 papermill.execute_notebook(
-                    str(path), str(partial), parameters=params, kernel_name=KERNEL,
+                    str(path), str(partial), parameters=params, kernel_name=KERNEL, language="python",
                     progress_bar=False, cwd=str(path.parent.resolve()), execution_timeout=timeout,
-                    config=_kernel_config(workdir), **streams,
+                    start_timeout=KERNEL_START_TIMEOUT, config=_kernel_config(workdir), **streams,
                 )
             except PapermillExecutionError as exc:
                 cell, error = exc.cell_index, f"{exc.ename}: {exc.evalue}"
