@@ -14,7 +14,20 @@ def _parameters(pairs: list[list[str]] | None) -> dict:
     return {name: notebooks.parse_value(value) for name, value in (pairs or [])}
 
 
+def _use_executor(args: argparse.Namespace) -> None:
+    """--executor/--address reach companion.runs.map in the kernels through the environment."""
+    import os
+
+    from .. import runs
+
+    if args.executor:
+        os.environ[runs.EXECUTOR_ENV] = args.executor
+    if args.address:
+        os.environ[runs.ADDRESS_ENV] = args.address
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    _use_executor(args)
     if args.out and len(args.notebook) > 1:
         raise SystemExit("--out takes one notebook at a time")
     try:  # every notebook checked before any kernel starts
@@ -51,6 +64,11 @@ def _print_result(result: notebooks.RunResult, prefix: str = "") -> None:
 def cmd_reproduce(args: argparse.Namespace) -> int:
     from . import report
 
+    _use_executor(args)
+    if args.notebook_tasks and args.executor != "ray":
+        print("error: --notebook-tasks needs --executor ray", file=sys.stderr)
+        return 2
+
     root = Path(args.notebooks) if args.notebooks else None
     try:
         paths = [p for paper in (args.paper or [None]) for p in notebooks.discover(paper, root)]
@@ -82,7 +100,14 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         print(gpu_plan.summary_line(notebooks.notebook_id(p) for p in selected), flush=True)  # skipped ones too
     start = time.perf_counter()
     failed = []
-    for index, path in enumerate(paths, 1):
+    if args.notebook_tasks:  # each notebook one Ray task (one GPU each on a GPU cluster)
+        from .. import runs
+
+        done = runs.run_notebooks(paths, args.profile, params, root=root, address=args.address,
+                                  timeout=_cell_timeout(args), record=True,
+                                  progress=lambda r, i: _print_result(r, prefix=f"[{i + 1}/{len(paths)}] "))
+        failed = [result for result in done if not result.ok]
+    for index, path in enumerate(paths if not args.notebook_tasks else [], 1):
         out = notebooks.default_output(path, args.profile, root, custom=notebooks.is_custom(params))
         result = notebooks.run(path, args.profile, params or None, out, record=True,
                                timeout=_cell_timeout(args))
@@ -209,6 +234,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="set a notebook parameter; VALUE is YAML (3, 1e-3, true, [ce, ls])")
         p.add_argument("--timeout", type=float, default=None,
                        help="per-cell timeout in seconds (default: 600 at the gpu profile, none otherwise)")
+        p.add_argument("--executor", choices=("local", "ray"), default=None,
+                       help="where the notebooks' grids of runs (companion.runs.map) execute "
+                            "(default $COMPANION_EXECUTOR, else local)")
+        p.add_argument("--address", default=None,
+                       help="Ray cluster address for --executor ray, e.g. 10.0.0.5:6379 "
+                            "(default $COMPANION_RAY_ADDRESS; none: a private local cluster)")
 
     p = sub.add_parser("run", help="execute notebook(s) at a profile with papermill")
     p.add_argument("notebook", nargs="+")
@@ -222,6 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", default="ci")
     p.add_argument("--paper", action="append", help="only this paper's notebooks (repeatable)")
     p.add_argument("--notebooks", help="folder of <paper>/NN_*.ipynb notebooks (default notebooks/)")
+    p.add_argument("--notebook-tasks", action="store_true",
+                   help="with --executor ray: run each notebook as one Ray task (one GPU each)")
     add_params(p)
     p.set_defaults(func=cmd_reproduce)
 
