@@ -152,3 +152,57 @@ def test_rules_state_what_they_expect_and_derive_passed():
     assert verdict.passed is False and "window" in verdict.expected and "0.067" in verdict.note
     assert rules.nc_t1(FINAL, 0.0).passed is True
     assert math.isnan(rules._worst([1.0, NAN])) and math.isnan(rules._least([]))
+
+
+# -- NC-E1, NC-E2 ----------------------------------------------------------------------------
+
+START = {loss: {"nc1": [1.05, 0.91], "nc2_h": [0.71, 0.65], "nc3": [1.48, 1.52], "nc2_w": [0.29, 0.31]}
+         for loss in rules.LOSSES}
+END = {"ce": {"nc1": [0.022, 0.022], "nc2_h": [0.16, 0.16], "nc3": [0.145, 0.137], "nc2_w": [0.13, 0.118]},
+       "ls": {"nc1": [0.016, 0.017], "nc2_h": [0.125, 0.136], "nc3": [0.061, 0.062], "nc2_w": [0.046, 0.049]},
+       "focal": {"nc1": [0.032, 0.030], "nc2_h": [0.244, 0.245], "nc3": [0.259, 0.251], "nc2_w": [0.269, 0.253]},
+       "mse": {"nc1": [0.0035, 0.0031], "nc2_h": [0.148, 0.15], "nc3": [0.0079, 0.009], "nc2_w": [0.136, 0.139]}}
+CHANCE = [0.256 + 0.026 * ((i % 7) - 3) / 2 for i in range(200)]  # mean 0.256, sd ~0.026
+ACC = {loss: [1.0, 1.0] for loss in rules.LOSSES}
+
+
+def _end(**changes):
+    return {loss: {**metrics, **changes.get(loss, {})} for loss, metrics in END.items()}
+
+
+@pytest.mark.parametrize("end, chance, acc, target, expected", [
+    (END, CHANCE, ACC, 1.0, v.PARTIALLY_CHECKED),                                       # the stored ci case: FL's W at chance
+    (_end(focal={"nc2_w": [0.1, 0.11]}), CHANCE, ACC, 1.0, v.REPRODUCED),
+    (_end(focal={"nc2_w": [0.4, 0.41]}), CHANCE, ACC, 1.0, v.PARTIALLY),                  # FL's W farther from the ETF than chance
+    (_end(mse={"nc1": [0.9, 0.8]}), CHANCE, ACC, 1.0, v.PARTIALLY),                       # MSE's NC1 does not halve
+    (_end(ce={"nc1": [0.5, 0.47]}), CHANCE, ACC, 1.0, v.PARTIALLY_CHECKED),               # ratios 0.48 and 0.52: in the dead zone
+    (_end(ls={"nc1": [math.nan, 0.02]}), CHANCE, ACC, 1.0, v.PARTIALLY),                  # a diverged seed fails
+    (END, CHANCE, {**ACC, "ce": [1.0, 0.99]}, 1.0, v.PARTIALLY),                          # one seed does not fit
+    (END, CHANCE, {**ACC, "ce": [0.98, 0.99]}, 0.97, v.PARTIALLY_CHECKED),                # the gpu target
+    (END, [], ACC, 1.0, v.PARTIALLY_CHECKED),                                            # no chance level: W not checked
+    ({"ce": END["ce"]}, CHANCE, ACC, 1.0, v.PARTIALLY),                                   # losses missing: they fail
+    ({}, [], {}, 1.0, v.NOT_REPRODUCED),
+])
+def test_nc_e1(end, chance, acc, target, expected):
+    assert rules.nc_e1(START, end, chance, acc, target).verdict == expected
+
+
+def test_nc_e1_with_one_seed_uses_the_draws_alone():
+    start = {loss: {m: [vals[0]] for m, vals in START[loss].items()} for loss in rules.LOSSES}
+    end = {loss: {m: [vals[0]] for m, vals in END[loss].items()} for loss in rules.LOSSES}
+    verdict = rules.nc_e1(start, end, CHANCE, {loss: [1.0] for loss in rules.LOSSES}, 1.0)
+    assert verdict.verdict == v.PARTIALLY_CHECKED and "undecided" in verdict.note
+
+
+@pytest.mark.parametrize("width, epochs, noise, at_scale, expected", [
+    (3.26, 1.43, 3.39, False, v.NOT_CHECKED),          # the stored ci toy, whatever the numbers
+    (3.26, 1.43, 3.39, True, v.UNDECIDED),             # both within the noise
+    (5.0, 4.0, 1.0, True, v.REPRODUCED),
+    (5.0, 0.5, 1.0, True, v.PARTIALLY_CHECKED),        # epochs undecided
+    (5.0, -2.0, 1.0, True, v.PARTIALLY),               # the gap grows with epochs
+    (-3.0, -2.0, 1.0, True, v.NOT_REPRODUCED),
+    (5.0, 4.0, NAN, True, v.NOT_CHECKED),              # one seed: no noise estimate
+    (NAN, 4.0, 1.0, True, v.PARTIALLY),                # a diverged cell
+])
+def test_nc_e2(width, epochs, noise, at_scale, expected):
+    assert rules.nc_e2(width, epochs, noise, at_scale).verdict == expected

@@ -25,6 +25,7 @@ import math
 from collections.abc import Mapping, Sequence
 
 from . import (
+    NOT_CHECKED,
     NOT_REPRODUCED,
     Verdict,
     all_of,
@@ -56,6 +57,16 @@ def _least(values: Sequence[float | None]) -> float:
     return min(float(v) for v in values)
 
 
+def _summarized(verdict: Verdict, summary: str) -> Verdict:
+    """``verdict`` whose note opens with ``summary`` (one sentence with the decisive numbers, what
+    the report shows), followed by every part's verdict."""
+    return Verdict(verdict.verdict, verdict.expected, f"{summary} Parts: {verdict.note}" if verdict.note else summary)
+
+
+def _listing(values: Mapping[str, float | None]) -> str:
+    return ", ".join(f"{k} {fmt(v, 2)}" for k, v in values.items())
+
+
 # -- 01: the metrics ---------------------------------------------------------------------------
 
 #: a metric that "moved" is at least this large; one that "stayed" at most this (float64 round-off
@@ -80,7 +91,11 @@ def nc_d1(exact_max: float, cases: Mapping[str, tuple[float, float]]) -> Verdict
                               "others stay": at_most(stayed, STAYED, what="largest other metric")}, "")
     if not cases:
         parts["broken cases"] = decide(False, "", "no broken case measured.")
-    return all_of(parts, expected)
+    moved = _least([m for m, _ in cases.values()]) if cases else math.nan
+    stayed = _worst([x for _, x in cases.values()]) if cases else math.nan
+    return _summarized(all_of(parts, expected),
+                       f"Largest metric at exact NC {fmt(exact_max, 2)}; in the {len(cases)} broken cases the own metric "
+                       f"is at least {fmt(moved, 2)} and the others at most {fmt(stayed, 2)}.")
 
 
 def nc_m1(optimum_gap: float, offset_centred: float, offset_uncentred: float,
@@ -110,7 +125,10 @@ def nc_m1(optimum_gap: float, offset_centred: float, offset_uncentred: float,
             "NCC mismatch 0": at_most(mse_ncc_mismatch, 0.0, what="NCC mismatch")}, ""),
         "finite at W = 0 and H = 0": decide(bool(finite), ""),
     }
-    return all_of(parts, expected)
+    return _summarized(all_of(parts, expected),
+                       f"Centred and uncentred NC2(W) {fmt(optimum_gap, 2)} apart at the optimum, {fmt(offset_centred, 2)} "
+                       f"and {fmt(offset_uncentred, 2)} with a row offset; at the MSE optimum ||W mu_G + b|| = "
+                       f"{fmt(mse_wmu_b)} (sqrt(K) beta* = {fmt(mse_closed_form)}) with NCC mismatch {fmt(mse_ncc_mismatch, 2)}.")
 
 
 # -- 02: global minimizers of the UFM ----------------------------------------------------------
@@ -129,7 +147,9 @@ def nc_t1(final_max: Mapping[str, float], objective_gap: float, threshold: float
     parts = {loss: at_most(final_max.get(loss, math.nan), threshold, what=f"{loss}: largest final metric")
              for loss in (*LOSSES, *[k for k in final_max if k not in LOSSES])}
     parts["same optimal value"] = at_most(objective_gap, 1e-9, what="max |f/f* - 1|")
-    return all_of(parts, expected)
+    return _summarized(all_of(parts, expected),
+                       f"Largest final NC metric: {_listing(final_max) or 'none measured'}; "
+                       f"max |f/f* - 1| {fmt(objective_gap, 2)}.")
 
 
 def nc_t2(relative_error: float, bias_error: float) -> Verdict:
@@ -140,8 +160,10 @@ def nc_t2(relative_error: float, bias_error: float) -> Verdict:
     ratio and the objective, over losses and seeds, is at most 1e-6, and the largest
     |b - b*| at most 1e-9. Float64 GD (errors 2e-8 and below at ci), margin 0."""
     expected = "GD = closed forms: relative error <= 1e-6, |b - b*| <= 1e-9"
-    return all_of({"margin, norms, ratio, objective": at_most(relative_error, 1e-6, what="max relative error"),
-                   "bias": at_most(bias_error, 1e-9, what="max |b - b*|")}, expected)
+    verdict = all_of({"margin, norms, ratio, objective": at_most(relative_error, 1e-6, what="max relative error"),
+                      "bias": at_most(bias_error, 1e-9, what="max |b - b*|")}, expected)
+    return _summarized(verdict, f"GD against the closed forms: largest relative error {fmt(relative_error, 2)}, "
+                                f"largest |b - b*| {fmt(bias_error, 2)}.")
 
 
 # -- 03: scale and boundaries ------------------------------------------------------------------
@@ -177,8 +199,11 @@ def nc_t3(bound_slack: float, tight_gap: float, scale_error: float,
     everywhere = decide(bool(order_everywhere), "", f"the order holds for gamma in [{fmt(lo, 2)}, {fmt(hi, 2)}].")
     verdict = all_of({**core, "order at every gamma": everywhere}, expected)
     if any(p.verdict == NOT_REPRODUCED for p in core.values()):
-        return Verdict(NOT_REPRODUCED, expected, verdict.note)
-    return verdict
+        verdict = Verdict(NOT_REPRODUCED, expected, verdict.note)
+    return _summarized(verdict, f"Bounds: min(L - phi) {fmt(bound_slack, 2)}, {fmt(tight_gap, 2)} at equal non-targets; "
+                                f"GD margin off t* by {fmt(scale_error, 2)}; margins CE, LS, FL, MSE at the reference "
+                                f"{', '.join(fmt(v) for v in values)}, ordered for gamma in [{fmt(lo, 2)}, {fmt(hi, 2)}] "
+                                + ("(every gamma of the grid)." if order_everywhere else "only."))
 
 
 def nc_t4(trivial_norm: float, nontrivial_norm: float, value_gap: float, log_k_gap: float,
@@ -205,7 +230,10 @@ def nc_t4(trivial_norm: float, nontrivial_norm: float, value_gap: float, log_k_g
             "NC2 at the bound": at_most(nc2_gap, 1e-4, what="max |NC2 - bound|"),
             "NC1 -> 0": at_most(nc1_small_dim, 1e-6, what="largest NC1")}, ""),
     }
-    return all_of(parts, expected)
+    return _summarized(all_of(parts, expected),
+                       f"||W|| at most {fmt(trivial_norm, 2)} beyond gamma0 and at least {fmt(nontrivial_norm, 2)} below; "
+                       f"values off the closed form by {fmt(value_gap, 2)} (log K: {fmt(log_k_gap, 2)}); at d < K - 1 NC2 "
+                       f"{fmt(nc2_gap, 2)} from the bound, NC1 {fmt(nc1_small_dim, 2)}.")
 
 
 # -- 04: the landscape ------------------------------------------------------------------------
@@ -240,7 +268,10 @@ def nc_l1(start_gap: float, origin_gradient: float, origin_eigenvalue: float,
             "GD escapes to f*": at_most(escape_gap, 1e-9, what="|f/f* - 1| after the kick"),
             "and to NC": at_most(escape_nc2, 1e-3, what="NC2(W) after the kick")}, ""),
     }
-    return all_of(parts, expected)
+    return _summarized(all_of(parts, expected),
+                       f"Every start within {fmt(start_gap, 2)} of f*; smallest Hessian eigenvalue {fmt(origin_eigenvalue)} at "
+                       f"the origin (closed form {fmt(origin_closed_form)}) and {fmt(saddle_eigenvalue)} at the "
+                       f"rank-deficient critical point, which GD leaves for f* (gap {fmt(escape_gap, 2)}).")
 
 
 def nc_l2(focal_negative_margin: float, focal_positive_margins: float, ce_ls_min: float,
@@ -265,4 +296,122 @@ def nc_l2(focal_negative_margin: float, focal_positive_margins: float, ce_ls_min
             "critical": at_most(optimum_gradient, 1e-12, what="max |gradient|"),
             "eigenvalue >= -1e-8": at_least(optimum_eigenvalue, -1e-8, what="smallest eigenvalue")}, ""),
     }
-    return all_of(parts, expected)
+    return _summarized(all_of(parts, expected),
+                       f"FL's smallest logit-Hessian eigenvalue {fmt(focal_negative_margin, 2)} at t = -1 and at least "
+                       f"{fmt(focal_positive_margins, 2)} for t in [0, 5] (CE, LS at least {fmt(ce_ls_min, 2)}); smallest UFM "
+                       f"Hessian eigenvalue at the FL optimum {fmt(optimum_eigenvalue, 2)}.")
+
+
+# -- 05, 06: trained networks -----------------------------------------------------------------
+
+
+def _mean(values: Sequence[float | None]) -> float:
+    """The mean, NaN when there is none or one is missing (a diverged seed fails the part)."""
+    values = list(values)
+    if not values or any(is_missing(v) for v in values):
+        return math.nan
+    return sum(float(v) for v in values) / len(values)
+
+
+def _sd(values: Sequence[float | None]) -> float:
+    """The sample standard deviation of the finite values (0 below two)."""
+    data = [float(v) for v in values if not is_missing(v)]
+    if len(data) < 2:
+        return 0.0
+    mean = sum(data) / len(data)
+    return math.sqrt(sum((v - mean) ** 2 for v in data) / (len(data) - 1))
+
+
+#: the metrics that must fall to at most this fraction of their value at initialization
+COLLAPSE_METRICS = ("nc1", "nc2_h", "nc3")
+COLLAPSE_FRACTION = 0.5
+
+
+def nc_e1(start: Mapping[str, Mapping[str, Sequence[float]]], end: Mapping[str, Mapping[str, Sequence[float]]],
+          chance_nc2_w: Sequence[float], train_acc: Mapping[str, Sequence[float]], target_acc: float) -> Verdict:
+    """NC-E1 (``nc_losses/05_networks_collapse``): networks trained with CE, LS, FL and MSE
+    collapse while they fit the training set.
+
+    Per loss (``start``/``end``: loss -> metric -> one value per seed, at initialization and
+    after the last epoch; ``train_acc``: loss -> final accuracy on the un-augmented NC set per
+    seed), three parts:
+
+    * NC1, NC2(H), NC3 fall: the mean over seeds of end/start is at most 1/2, with a dead zone
+      of 2 standard errors of those ratios over seeds (``spread_margin``);
+    * NC2(W) falls below a random classifier's: with W centred over classes (the code's form) a
+      random classifier with d >> K rows is already near a simplex ETF (NC2(W) of order
+      sqrt(K/d): about 0.26 for K = 10, d = 128), so halving from initialization is not what the
+      metric can show. The part compares the mean over seeds of the final NC2(W) with the mean
+      of ``chance_nc2_w`` (NC2(W) of random classifiers drawn like the model's own), with a dead
+      zone of 2 standard errors of that difference (sd of the draws / sqrt(seeds), sd of the
+      seeds / sqrt(seeds)): reproduced below it, not reproduced above it, undecided within;
+    * the training set is fit: the smallest accuracy over seeds is at least ``target_acc`` (a
+      count of correct examples against a target that cannot be exceeded at 100%: no dead zone).
+
+    A diverged seed (NaN) fails its parts; a loss missing from ``start`` or ``end`` fails. The
+    verdict joins every part of every loss (:func:`~companion.verdicts.all_of`).
+    """
+    expected = (f"each loss: NC1, NC2(H), NC3 <= {fmt(COLLAPSE_FRACTION)} x their value at initialization "
+                f"and NC2(W) below a random classifier's (dead zones of 2 SE over seeds and draws); "
+                f"train accuracy >= {fmt(target_acc)}")
+    chance = [float(v) for v in chance_nc2_w if not is_missing(v)]
+    chance_mean, chance_sd = (sum(chance) / len(chance), _sd(chance)) if chance else (math.nan, math.nan)
+    parts: dict[str, Verdict] = {}
+    for loss in dict.fromkeys([*LOSSES, *start, *end]):
+        begin, finish = start.get(loss, {}), end.get(loss, {})
+        loss_parts: dict[str, Verdict] = {}
+        for metric in COLLAPSE_METRICS:
+            first, last = list(begin.get(metric, [])), list(finish.get(metric, []))
+            ratios = ([b / a if not (is_missing(a) or is_missing(b)) and a > 0 else math.nan
+                       for a, b in zip(first, last)] if len(first) == len(last) else [])
+            loss_parts[metric] = at_most(_mean(ratios), COLLAPSE_FRACTION, spread_margin(ratios),
+                                         what=f"{metric} end/start")
+        w_end = list(finish.get("nc2_w", []))
+        if chance:
+            seeds = max(len(w_end), 1)
+            margin = 2 * math.sqrt((chance_sd ** 2 + _sd(w_end) ** 2) / seeds)
+            loss_parts["nc2_w"] = at_most(_mean(w_end), chance_mean, margin,
+                                          what="NC2(W) end against a random classifier's")
+        else:
+            loss_parts["nc2_w"] = Verdict(NOT_CHECKED, "", "no random classifier drawn.")
+        loss_parts["train accuracy"] = at_least(_least(train_acc.get(loss, [])), target_acc, what="smallest train accuracy")
+        parts[loss] = all_of(loss_parts, "")
+    worst_ratio = _worst([_mean([b / a if a else math.nan for a, b in zip(start.get(loss, {}).get(m, []),
+                                                                               end.get(loss, {}).get(m, []))])
+                          for loss in dict.fromkeys([*LOSSES, *start, *end]) for m in COLLAPSE_METRICS])
+    w_listing = _listing({loss: _mean(end.get(loss, {}).get("nc2_w", [])) for loss in dict.fromkeys([*LOSSES, *end])})
+    return _summarized(all_of(parts, expected),
+                       f"NC1, NC2(H), NC3 end at most {fmt(worst_ratio, 2)} x their initial value; final NC2(W) "
+                       f"{w_listing} against {fmt(chance_mean, 2)} +- {fmt(chance_sd, 2)} (sd, {len(chance)} random "
+                       f"classifiers); smallest train accuracy "
+                       f"{fmt(_least([a for accs in train_acc.values() for a in accs]), 3)}.")
+
+
+def nc_e2(width_drop: float, epoch_drop: float, gap_noise: float, at_scale: bool) -> Verdict:
+    """NC-E2 (``nc_losses/06_equal_test_performance``): the test-accuracy gap between CE and
+    each other loss shrinks as width and training length grow.
+
+    ``width_drop`` (``epoch_drop``) is the mean gap |Acc_CE - Acc_L| over LS, FL, MSE at the
+    smallest width (fewest epochs) minus that at the largest, each averaged over the other axis,
+    in points; ``gap_noise`` is the seed noise of one cell's gap (sqrt(2) x the mean seed
+    standard deviation of an accuracy / sqrt(seeds); NaN with one seed). Along each axis the
+    drop is compared with 0 with ``gap_noise`` as the dead zone (conservative: an averaged drop
+    is less noisy than one cell): reproduced above it, not reproduced below minus it (the gap
+    grows), undecided within. Both axes shrinking -> reproduced; one -> partially (or partially
+    checked when the other is undecided). Without a noise estimate nothing is decided. A grid
+    that is not at the claim's scale (``at_scale`` False: the ci toy, an MLP on digits trained
+    3-12 epochs) is not checked at this scale, with what it measured in the note."""
+    expected = "mean |Acc_CE - Acc_L| falls along width and along epochs by more than the seed noise of a gap"
+    if is_missing(gap_noise):
+        verdict = Verdict(NOT_CHECKED, expected,
+                          f"no seed noise (one seed): drops width {fmt(width_drop)}, epochs {fmt(epoch_drop)} points.")
+    else:
+        verdict = all_of({"width": at_least(width_drop, 0.0, gap_noise, what="drop along width (points)"),
+                          "epochs": at_least(epoch_drop, 0.0, gap_noise, what="drop along epochs (points)")},
+                         expected, f"seed noise of a gap {fmt(gap_noise)} points.")
+    measured = (f"Mean gap to CE drops {fmt(width_drop, 2)} points along width and {fmt(epoch_drop, 2)} along epochs, "
+                f"seed noise of a gap {fmt(gap_noise, 2)}.")
+    if at_scale:
+        return _summarized(verdict, measured)
+    return unless_at_scale(verdict, at_scale, measured + " A toy grid (small MLP on digits, a few epochs) cannot speak for "
+                                              "large networks trained to convergence.")
