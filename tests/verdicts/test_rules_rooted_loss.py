@@ -175,3 +175,136 @@ def test_r_t7_reports_full_batch_and_judges_mini_batches():
     assert verdict.verdict == v.NOT_REPRODUCED and "Full-batch GD" in verdict.note
     assert rules.r_t7({"batch 8": [1.6, 1.7, 1.65]}).verdict == v.REPRODUCED
     assert rules.r_t7({}).verdict == v.NOT_CHECKED
+
+
+# -- 05 ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("pairs, expected", [
+    ({"a": (0.0, 0.001), "b": (0.002, 0.002)}, v.REPRODUCED),
+    ({"a": (0.0, 0.0)}, v.REPRODUCED),                          # identical predictions in every split
+    ({"a": (0.0, 0.001), "b": (-0.05, 0.005)}, v.PARTIALLY),    # one clearly inferior
+    ({"a": (-0.05, 0.005)}, v.NOT_REPRODUCED),
+    ({"a": (0.0, 0.001), "iris": (0.0, 0.0125)}, v.PARTIALLY_CHECKED),   # 2 SE > margin: not checkable
+    ({"a": (0.0, 0.001), "b": (-0.005, 0.0036)}, v.PARTIALLY_CHECKED),   # interval straddles -1 point
+    ({"a": (-1 / 300, 1 / 300)}, v.UNDECIDED),                  # lower bound exactly on the margin
+    ({"a": (NAN, 0.001)}, v.NOT_REPRODUCED),                    # nothing measured
+    ({}, v.NOT_CHECKED),
+])
+def test_r_e2(pairs, expected):
+    verdict = rules.r_e2(pairs, data_sets=4, splits=20)
+    assert verdict.verdict == expected
+    if pairs:
+        assert "stand-ins" in verdict.note
+
+
+def test_r_e2_names_the_unpowered_comparisons_and_counts_gains():
+    verdict = rules.r_e2({"iris": (0.0, 0.0125), "gain": (0.03, 0.005)}, 4, 5)
+    assert "1 not checkable at this size (2 SE >= 1 point: iris)" in verdict.note
+    assert "1 significant gains and 0 losses" in verdict.note
+
+
+@pytest.mark.parametrize("small, large, l2, sets, table1, expected", [
+    (3, 3, 2, 4, False, v.NOT_CHECKED),      # a pattern on stand-ins is never judged
+    (0, 1, 0, 4, False, v.NOT_CHECKED),
+    (3, 3, 2, 4, True, v.REPRODUCED),        # on Table 1's own data it would be
+    (0, 1, 0, 4, True, v.PARTIALLY),
+    (0, 0, 0, 4, True, v.NOT_REPRODUCED),
+    (0, 0, 0, 0, False, v.NOT_CHECKED),
+])
+def test_r_e2b(small, large, l2, sets, table1, expected):
+    verdict = rules.r_e2b(small, large, l2, sets, on_table1_data=table1)
+    assert verdict.verdict == expected
+    if sets and not table1:
+        assert "Not checkable on stand-ins" in verdict.note and "would say" in verdict.note
+
+
+# -- 06 ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("reference, mine, floor, lower, expected", [
+    ([9.5, 10.0], [8.0, 8.0], 0.5, True, rules.WIN),
+    ([9.0, 10.0], [9.0, 11.0], 0.5, True, rules.TIE),       # -0.5 with a spread of 1: inside
+    ([6.0, 6.0], [7.0, 7.0], 0.5, True, rules.LOSS),        # one epoch slower in both seeds
+    ([9.0], [9.0], 0.5, True, rules.TIE),                   # an exact tie is a tie, not a loss
+    ([INF, INF], [11.0, 12.0], 0.5, True, rules.WIN),       # CE never reached the target
+    ([INF, INF], [INF, INF], 0.5, True, rules.TIE),         # neither did
+    ([8.0, 9.0], [INF, INF], 0.5, True, rules.LOSS),
+    ([8.0], [NAN], 0.5, True, rules.LOSS),                  # a diverged run is the worst value
+    ([0.97, 0.971], [0.98, 0.982], 0.005, False, rules.WIN),
+    ([0.97], [0.972], 0.005, False, rules.TIE),             # within half a point
+    ([0.97, 0.97], [NAN, NAN], 0.005, False, rules.LOSS),
+    ([NAN], [0.9], 0.005, False, rules.WIN),
+    ([], [], 0.5, True, rules.TIE),
+])
+def test_paired_outcome(reference, mine, floor, lower, expected):
+    assert rules.paired_outcome(reference, mine, floor, lower_is_better=lower)[0] == expected
+
+
+FASTER = ([10.0, 11.0], [8.0, 8.0])
+SLOWER = ([6.0, 6.0], [7.0, 7.0])
+TIED = ([9.0, 9.0], [9.0, 9.0])
+
+
+@pytest.mark.parametrize("official, edge, at_scale, expected", [
+    ({"shared": FASTER, "tuned": FASTER}, (), True, v.REPRODUCED),
+    ({"shared": FASTER, "tuned": TIED}, (), True, v.PARTIALLY),          # a tie is neither
+    ({"shared": SLOWER, "tuned": SLOWER}, (), True, v.NOT_REPRODUCED),
+    ({"shared": TIED}, (), True, v.UNDECIDED),
+    ({"shared": FASTER, "tuned": SLOWER}, ("tuned",), True, v.REPRODUCED),  # edge comparison not judged
+    ({}, (), True, v.NOT_CHECKED),
+    ({"shared": FASTER, "tuned": FASTER}, (), False, v.NOT_CHECKED),     # the digits stand-in
+])
+def test_r_e3(official, edge, at_scale, expected):
+    verdict = rules.r_e3(official, {"shared": SLOWER}, at_scale=at_scale, edge=edge, ce_never=1)
+    assert verdict.verdict == expected
+    assert "Convex form" in verdict.note
+    if not at_scale:
+        assert verdict.note.startswith(rules.STAND_IN) and "would say 'reproduced'" in verdict.note
+
+
+def test_r_e3b_and_r_e3c():
+    gain = ([0.80, 0.81], [0.83, 0.84])
+    same = ([0.80, 0.81], [0.80, 0.81])
+    verdict = rules.r_e3b({"ce shared": gain, "ce tuned": gain, "focal shared": same}, at_scale=True,
+                          best_accuracy=0.84)
+    assert verdict.verdict == v.REPRODUCED and "87.67%" in verdict.note and "84%" in verdict.note
+    assert rules.r_e3b({"ce": same}, at_scale=True).verdict == v.UNDECIDED
+    assert rules.r_e3b({"ce": gain}, at_scale=False).verdict == v.NOT_CHECKED
+    quick = ([100.0, 110.0], [80.0, 82.0])
+    verdict = rules.r_e3c({"shared": quick}, at_scale=True, epoch_seconds=10.0, epoch_time_ratio=1.01)
+    assert verdict.verdict == v.REPRODUCED and "1.01" in verdict.note
+    # within half an epoch's time: a tie
+    assert rules.r_e3c({"shared": ([100.0], [97.0])}, at_scale=True, epoch_seconds=10.0).verdict == v.UNDECIDED
+
+
+# -- 07 ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("logistic, rooted, initial, at_scale, expected", [
+    ([20.0, 21.0], [19.0, 20.5], 100.0, True, v.REPRODUCED),       # non-inferior (slightly better)
+    ([20.0, 21.0], [30.0, 32.0], 100.0, True, v.NOT_REPRODUCED),   # 50% worse in both seeds
+    ([20.0, 21.0], [18.0, 26.0], 100.0, True, v.UNDECIDED),        # the seeds disagree: test too weak
+    ([20.0, 21.0], [20.0, NAN], 100.0, True, v.NOT_REPRODUCED),    # a rooted run diverged
+    ([60.0, 21.0], [20.0, 20.0], 100.0, True, v.NOT_CHECKED),      # a logistic run did not learn
+    ([4.81], [4.69], 51.1, True, v.NOT_CHECKED),                   # one seed: no spread
+    ([20.0, 21.0], [19.0, 20.5], 100.0, False, v.NOT_CHECKED),     # the digits stand-in
+    ([], [], 100.0, True, v.NOT_CHECKED),
+])
+def test_r_e4(logistic, rooted, initial, at_scale, expected):
+    verdict = rules.r_e4(logistic, rooted, initial, at_scale=at_scale, floor=0.31)
+    assert verdict.verdict == expected
+    if logistic and not at_scale:
+        assert "would say 'reproduced'" in verdict.note
+
+
+# -- 08 ------------------------------------------------------------------------------------------
+
+def test_r_e5_is_never_checked_without_an_llm_and_keeps_the_counts():
+    less = ([0.15, 0.16, 0.14], [0.10, 0.11, 0.09])
+    more = ([0.01, 0.01, 0.01], [0.05, 0.06, 0.05])
+    same = ([0.01, 0.02, 0.0], [0.012, 0.018, 0.001])
+    verdict = rules.r_e5({"a": less, "b": more, "c": same}, eight_bit_drop=0.001)
+    assert verdict.verdict == v.NOT_CHECKED
+    assert "1 wins, 1 losses, 1 ties over 3" in verdict.note and "0.1 points" in verdict.note
+    assert rules.r_e5({"a": less, "b": less}, llm_with_quip=True).verdict == v.REPRODUCED
+    assert rules.r_e5({}).verdict == v.NOT_CHECKED
+    # a diverged run's drop (NaN) is the worst value: the rooted form loses
+    assert "0 wins, 1 losses" in rules.r_e5({"a": ([0.1], [NAN])}).note
