@@ -85,3 +85,11 @@ def test_a_table_is_read_from_a_notebook_without_running_it(tmp_path):
                                                           "gpu": {"n": 16}}
     with pytest.raises(NameError):
         table_from_source("PROFILES = {'ci': dict(x=__import__('os').getcwd())}")
+
+
+def test_only_the_stored_run_keeps_its_regression_guards():
+    table = {"ci": {"epochs": 2}, "gpu": {"epochs": 50}}
+    assert resolve("ci", table, quiet=True).stored_run
+    assert not resolve("ci", table, {"epochs": 1}, quiet=True).stored_run
+    assert not resolve("ci", table, quiet=True, seed=3).stored_run
+    assert not resolve("gpu", table, quiet=True).stored_run

@@ -34,10 +34,20 @@ COUNT_SUFFIXES = ("epochs", "steps", "seeds", "points", "every", "batch_size", "
 class Config(Mapping[str, Any]):
     """An immutable mapping of knob -> value, readable as attributes (``cfg.lr``)."""
 
-    def __init__(self, profile: str, values: Mapping[str, Any], overridden: tuple[str, ...] = ()):
+    def __init__(self, profile: str, values: Mapping[str, Any], overridden: tuple[str, ...] = (),
+                 seed: int = 0):
         object.__setattr__(self, "_values", dict(values))
         object.__setattr__(self, "profile", profile)
         object.__setattr__(self, "overridden", tuple(overridden))
+        object.__setattr__(self, "seed", seed)
+
+    @property
+    def stored_run(self) -> bool:
+        """True for the run whose outputs ``notebooks/`` stores: the ci profile, seed 0, no knob
+        set by parameter. Regression asserts written for that run (``if cfg.stored_run:
+        assert ...``) must not trip a shortened or re-seeded run (``-p epochs 5``), nor a gpu
+        or paper run, where the rules record a failure instead."""
+        return self.profile == BASE and not self.overridden and self.seed == 0
 
     def __getitem__(self, key: str) -> Any:
         return self._values[key]
@@ -163,7 +173,7 @@ def check_overrides(table: Mapping[str, Mapping[str, Any]], overrides: Mapping[s
 
 
 def resolve(profile: str, table: Mapping[str, Mapping[str, Any]],
-            overrides: Mapping[str, Any] | None = None, *, quiet: bool = False,
+            overrides: Mapping[str, Any] | None = None, *, quiet: bool = False, seed: int = 0,
             **keyword_overrides: Any) -> Config:
     """The profile's settings (its row over ci) with every non-None override applied.
 
@@ -178,7 +188,7 @@ def resolve(profile: str, table: Mapping[str, Mapping[str, Any]],
         if value is not None:
             values[key] = value
             overridden.append(key)
-    cfg = Config(profile, values, tuple(overridden))
+    cfg = Config(profile, values, tuple(overridden), seed)
     if not quiet:
         print(cfg.describe())
     return cfg

@@ -86,7 +86,7 @@ def start(table: Mapping[str, Mapping[str, Any]], namespace: MutableMapping[str,
                 "cannot tell which notebook this is: run it with `companion run`, with "
                 "`papermill --inject-paths`, in JupyterLab, or pass notebook='<paper>/<NN_topic>'")
         notebook = notebook_id_of(path)
-    cfg = resolve(profile, table, {k: namespace[k] for k in knobs}, quiet=quiet)
+    cfg = resolve(profile, table, {k: namespace[k] for k in knobs}, quiet=quiet, seed=seed)
     device = repro.setup(seed)
     plots.theme()
     ledger = Ledger(notebook, cfg, seed=seed, scratch=not recording())
