@@ -17,7 +17,7 @@ Each claim entry::
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
@@ -95,6 +95,7 @@ class NotebookInfo:
     cuda: tuple[str, ...]          # profiles that need a CUDA device
     gpu_minutes: float             # estimated H100 minutes of the gpu profile, start included
     basis: str                     # what the estimate rests on
+    smoke: dict = field(default_factory=dict)  # per profile: overrides of the smoke test
 
     def needs_cuda(self, profile: str) -> bool:
         return profile in self.cuda
@@ -104,7 +105,8 @@ class NotebookInfo:
 def notebooks() -> dict[str, NotebookInfo]:
     """Every registered notebook by id, from ``registry/notebooks.yaml``."""
     entries = yaml.safe_load((REGISTRY / "notebooks.yaml").read_text()) or {}
-    return {nb: NotebookInfo(nb, tuple(e.get("cuda") or ()), float(e["gpu_minutes"]), str(e["basis"]))
+    return {nb: NotebookInfo(nb, tuple(e.get("cuda") or ()), float(e["gpu_minutes"]), str(e["basis"]),
+                             dict(e.get("smoke") or {}))
             for nb, e in entries.items()}
 
 
