@@ -178,7 +178,120 @@ def test_u_t8(unhinged, mse, expected):
 
 
 def test_helpers():
-    assert rules.accuracy_se(0.9, 100) == pytest.approx(0.03)
+    assert rules.accuracy_se(0.9, 100) == pytest.approx(0.03, rel=0.02)
+    assert rules.accuracy_se(1.0, 100) > 0.005  # a rate of 1 still has about 1/n of uncertainty
+    tie = rules.accuracy_se(1.0, 10_000) * 100 * math.sqrt(2)
+    assert rules.u_e4(fpr_drops={"CE energy": [0.0]}, standard_errors={"CE energy": tie},
+                      at_scale=True).verdict == v.UNDECIDED    # FPR95 100 -> 100 is no drop
     assert math.isnan(rules.accuracy_se(NAN, 100)) and math.isnan(rules.accuracy_se(0.9, 0))
     assert rules.paired_se([1.0, 3.0]) == pytest.approx(1.0)
     assert math.isnan(rules.paired_se([1.0])) and math.isnan(rules.paired_se([]))
+
+
+@pytest.mark.parametrize("diverged, runs, control, expected", [
+    (3, 3, 0, v.REPRODUCED), (0, 3, 0, v.NOT_REPRODUCED), (2, 3, 0, v.PARTIALLY), (3, 3, 1, v.PARTIALLY),
+    (0, 0, 0, v.NOT_CHECKED),
+])
+def test_u_i1(diverged, runs, control, expected):
+    assert rules.u_i1(diverged_runs=diverged, runs=runs, control_diverged=control, first_nan_epoch=3).verdict == expected
+
+
+@pytest.mark.parametrize("gaps, expected", [
+    ({"EFR": [0.001, -0.002, 0.003], "FNPAL": [0.004, 0.009, 0.004]}, v.REPRODUCED),
+    ({"EFR": [0.001, -0.002, 0.003], "PAL": [-0.74, -0.77, -0.79]}, v.PARTIALLY),
+    ({"PAL": [-0.74, -0.77, -0.79]}, v.NOT_REPRODUCED),
+    ({"EFR": [0.001, NAN, 0.003]}, v.NOT_REPRODUCED),                 # a diverged seed fails its variant
+    ({"EFR": [-0.005, -0.02, 0.01]}, v.UNDECIDED),                    # the interval straddles -margin
+    ({"EFR": [0.001]}, v.NOT_CHECKED),                                # one seed, no SE given
+    ({}, v.NOT_CHECKED),
+])
+def test_u_i2(gaps, expected):
+    assert rules.u_i2(gaps=gaps, margin=0.01).verdict == expected
+
+
+def test_u_i2_takes_a_binomial_se_for_one_seed():
+    verdict = rules.u_i2(gaps={"UL (PAL) vs CE": [-0.2]}, margin=1.0, standard_errors={"UL (PAL) vs CE": 0.3},
+                         unit="accuracy (points)")
+    assert verdict.verdict == v.REPRODUCED
+    assert rules.u_i2(gaps={"x": [-0.9]}, margin=1.0, standard_errors={"x": 0.3}).verdict == v.UNDECIDED
+
+
+@pytest.mark.parametrize("ratio, efr_norm, acc_plain, expected", [
+    ([17.1, 17.4, 17.3], [8.2, 8.1, 8.1], [0.2, 0.21, 0.2], v.REPRODUCED),
+    ([NAN, 17.4, 17.3], [8.2, 8.1, 8.1], [NAN, 0.21, 0.2], v.REPRODUCED),   # plain PAL diverged: blown up, below
+    ([math.inf, 17.4], [8.2, 8.1], [0.2, 0.21], v.REPRODUCED),
+    ([0.1, 0.2, 0.15], [8.2, 8.1, 8.1], [0.96, 0.97, 0.97], v.PARTIALLY),  # no blow-up, no accuracy gap
+    ([3.0, 3.1, 2.9], [8.2, 8.1, 8.1], [0.2, 0.21, 0.2], v.PARTIALLY_CHECKED),  # ratio inside the dead zone
+    ([17.1, 17.4, 17.3], [150.0, 160.0, 155.0], [0.2, 0.21, 0.2], v.PARTIALLY),
+])
+def test_u_i3(ratio, efr_norm, acc_plain, expected):
+    verdict = rules.u_i3(log10_norm_ratio=ratio, efr_norm=efr_norm, acc_efr=[0.97] * len(ratio), acc_plain=acc_plain)
+    assert verdict.verdict == expected
+
+
+@pytest.mark.parametrize("settings, expected", [
+    ({"BN": ([0.12, 0.11, 0.11], [0.015, 0.01, 0.012])}, v.REPRODUCED),
+    ({"BN": ([0.12, 0.11, 0.11], [0.015, 0.006, 0.0])}, v.PARTIALLY_CHECKED),   # accuracy gain inside 2 SE
+    ({"no BN": ([-0.04, -0.045, -0.043], [-0.007, -0.007, -0.011]),
+      "BN": ([0.12, 0.11, 0.11], [0.015, 0.006, 0.0])}, v.PARTIALLY),
+    ({"BN": ([NAN, 0.11, 0.11], [0.015, 0.01, 0.012])}, v.PARTIALLY),           # a diverged run fails its part
+    ({"BN": ([0.12], [0.01])}, v.NOT_CHECKED),                                  # one seed: no dead zone to size
+])
+def test_u_i4_digits(settings, expected):
+    assert rules.u_i4_digits(settings=settings).verdict == expected
+
+
+def test_u_e1_is_not_checked_away_from_scale_and_decides_at_it():
+    gaps = {"UL (PAL) vs CE": [-0.3], "UL (FNPAL) vs CE": [0.4]}
+    se = {"UL (PAL) vs CE": 0.3, "UL (FNPAL) vs CE": 0.3}
+    at_gpu = rules.u_e1(gaps=gaps, standard_errors=se, losses_finite=True, prototypes_frozen=True, at_scale=True)
+    assert at_gpu.verdict == v.REPRODUCED
+    at_ci = rules.u_e1(gaps=gaps, standard_errors=se, losses_finite=True, prototypes_frozen=True, at_scale=False,
+                       why="ci: code paths only.")
+    assert at_ci.verdict == v.NOT_CHECKED and "would say 'reproduced'" in at_ci.note
+    moved = rules.u_e1(gaps=gaps, standard_errors=se, losses_finite=True, prototypes_frozen=False, at_scale=True)
+    assert moved.verdict == v.PARTIALLY
+    diverged = rules.u_e1(gaps={"UL (PAL) vs CE": [NAN]}, standard_errors=None, losses_finite=False,
+                          prototypes_frozen=True, at_scale=True)
+    assert diverged.verdict == v.PARTIALLY     # the frozen prototypes still held
+
+
+@pytest.mark.parametrize("plain, rlr, expected", [
+    ([6.0], [3.0], v.REPRODUCED), ([6.0], [5.0], v.UNDECIDED),      # one seed: one epoch of dead zone
+    ([NAN], [8.0], v.REPRODUCED),                                   # plain never reached it: counted as 11
+    ([NAN], [NAN], v.NOT_CHECKED), ([3.0], [NAN], v.NOT_REPRODUCED), ([], [], v.NOT_CHECKED),
+    ([6.0, 7.0, 6.0], [5.0, 5.0, 5.0], v.REPRODUCED),
+])
+def test_u_i4_cifar(plain, rlr, expected):
+    assert rules.u_i4_cifar(epochs_plain=plain, epochs_rlr=rlr, epochs=10).verdict == expected
+
+
+@pytest.mark.parametrize("gains, se, expected", [
+    ({"rho=100: UL - CE": [4.8], "rho=100: EFR helps CE": [1.9]}, {"rho=100: UL - CE": 0.6, "rho=100: EFR helps CE": 0.6},
+     v.REPRODUCED),
+    ({"rho=100: UL - CE": [4.8], "rho=100: EFR helps CE": [0.5]}, {"rho=100: UL - CE": 0.6, "rho=100: EFR helps CE": 0.6},
+     v.PARTIALLY_CHECKED),
+    ({"rho=100: UL - CE": [-4.8]}, {"rho=100: UL - CE": 0.6}, v.NOT_REPRODUCED),
+    ({"rho=100: UL - CE": [NAN]}, {"rho=100: UL - CE": 0.6}, v.NOT_REPRODUCED),
+    ({"rho=100: UL - CE": [1.0, 2.0, 1.5]}, None, v.REPRODUCED),      # several seeds: their spread
+])
+def test_u_e2(gains, se, expected):
+    assert rules.u_e2(gains=gains, standard_errors=se, at_scale=True).verdict == expected
+    assert rules.u_e2(gains=gains, standard_errors=se, at_scale=False).verdict == v.NOT_CHECKED
+
+
+def test_u_e3_and_u_e4():
+    assert rules.u_e3(ece_drops={}, standard_errors=None, at_scale=True).verdict == v.NOT_CHECKED
+    assert rules.u_e3(ece_drops={"exp rho=100": [2.9]}, standard_errors={"exp rho=100": 0.5},
+                      at_scale=True).verdict == v.REPRODUCED
+    assert rules.u_e3(ece_drops={"exp rho=100": [-2.9]}, standard_errors={"exp rho=100": 0.5},
+                      at_scale=True).verdict == v.NOT_REPRODUCED
+    drops = {"CE softmax": [14.7], "UL energy": [0.3]}
+    se = {"CE softmax": 0.4, "UL energy": 0.4}
+    assert rules.u_e4(fpr_drops=drops, standard_errors=se, at_scale=True).verdict == v.PARTIALLY_CHECKED
+    assert rules.u_e4(fpr_drops=drops, standard_errors=se, at_scale=False).verdict == v.NOT_CHECKED
+
+
+def test_an_exact_tie_is_never_a_gain():
+    assert rules.u_e2(gains={"x": [0.0, 0.0]}, standard_errors=None, at_scale=True).verdict == v.UNDECIDED
+    assert rules.u_i4_digits(settings={"BN": ([0.0, 0.0], [0.0, 0.0])}).verdict == v.UNDECIDED

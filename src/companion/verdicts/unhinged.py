@@ -42,6 +42,10 @@ from . import (
 
 # -- small helpers -----------------------------------------------------------------------------
 
+#: the smallest dead zone of a comparison of measured differences with 0: an exact tie (two
+#: runs that agree, or two rates both at 100%) is undecided, never a gain
+TIE = 1e-12
+
 
 def _finite(values: Sequence[float | None]) -> list[float]:
     return [float(v) for v in values if not is_missing(v)]
@@ -67,10 +71,15 @@ def _near_one(ratios: Sequence[float | None], tolerance: float, what: str) -> Ve
 
 
 def accuracy_se(accuracy: float, n: int) -> float:
-    """The binomial standard error of an accuracy measured on ``n`` test points."""
+    """The binomial standard error of a rate (an accuracy, an FPR) measured on ``n`` points.
+
+    The rate is shrunk by half a point towards 1/2, ``(k + 1/2) / (n + 1)`` with ``k`` the count,
+    so that a rate of exactly 0 or 1 still has an uncertainty of about 1/n (a plain
+    ``sqrt(p (1 - p) / n)`` would be 0 there and let a tie of two such rates look decided)."""
     if n <= 0 or is_missing(accuracy):
         return math.nan
-    return math.sqrt(max(accuracy * (1 - accuracy), 0.0) / n)
+    p = (accuracy * n + 0.5) / (n + 1)
+    return math.sqrt(p * (1 - p) / n)
 
 
 def paired_se(differences: Sequence[float | None]) -> float:
@@ -488,8 +497,9 @@ def u_i2(*, gaps: Mapping[str, Sequence[float]], margin: float, standard_errors:
     two test accuracies). A diverged run fails its variant. Parts combine by
     :func:`~companion.verdicts.all_of`.
     """
+    points = " points" if "points" in unit else ""
     return all_of(_non_inferior_parts(gaps, margin, standard_errors, unit),
-                  expected=f"every PAL variant within {fmt(margin)} of its cross-entropy reference or better "
+                  expected=f"every PAL variant within {fmt(margin)}{points} of its cross-entropy reference or better "
                            "(2-SE non-inferiority; a diverged run fails)")
 
 
@@ -538,7 +548,7 @@ def _gain(differences: Sequence[float | None], what: str) -> Verdict:
     mean, se = _seed_mean_and_se(values)
     if is_missing(se) and not is_missing(mean):
         return Verdict(NOT_CHECKED, "", f"{what} = {fmt(mean)} from one seed: no spread to size a dead zone.")
-    return at_least(mean, 0.0, 2 * se if not is_missing(se) else 0.0, what=what)
+    return at_least(mean, 0.0, max(2 * se, TIE) if not is_missing(se) else TIE, what=what)
 
 
 def u_i4_digits(*, settings: Mapping[str, tuple[Sequence[float], Sequence[float]]]) -> Verdict:
@@ -614,7 +624,7 @@ def _positive_parts(gains: Mapping[str, Sequence[float]], standard_errors: Mappi
         elif is_missing(se):
             parts[name] = Verdict(NOT_CHECKED, "", f"{what} {fmt(mean)} from one seed without a standard error.")
         else:
-            parts[name] = at_least(mean, 0.0, 2 * se, what=what)
+            parts[name] = at_least(mean, 0.0, max(2 * se, TIE), what=what)
     return parts
 
 
@@ -663,3 +673,65 @@ def u_e4(*, fpr_drops: Mapping[str, Sequence[float]], standard_errors: Mapping[s
     verdict = all_of(_positive_parts(fpr_drops, standard_errors, "FPR95 drop (points)"),
                      expected="EFR lowers FPR95 for CE and UL with all three scores (beyond 2 SE)")
     return unless_at_scale(verdict, at_scale, why)
+
+
+# -- the paper's tables, read from the registry (one source per fact) -------------------------
+
+
+def _numbers(text: str) -> list[float]:
+    return [float(x) for x in text.split("/")]
+
+
+def _rows(block: str) -> dict[str, list[float]]:
+    """'name a/b/c, name2 d/e/f' -> {name: [a, b, c], ...}."""
+    out = {}
+    for item in block.split(", "):
+        name, values = item.strip().rsplit(" ", 1)
+        out[name] = _numbers(values)
+    return out
+
+
+def paper_tables() -> dict[str, dict]:
+    """The paper's long-tail, calibration and OOD numbers, parsed from the registry's paper_value
+    of U-E2 (Table 2, CIFAR-10), U-E3 (Table 4 and Fig. 10) and U-E4 (Tables 3 and 6).
+
+    Returns plain dicts: ``table2`` {method: accuracy % at rho = 100, 50, 20, 10, 1};
+    ``table4`` {lambda: (long-tail accuracies at rho = 100, 50, 20, 10, step accuracies at the
+    same rho)}; ``fig10`` {rho: [(accuracy %, ECE %) for lambda = 0, 5e-6, 1e-5, 5e-5]};
+    ``table3`` and ``table6`` {metric: {row: [softmax, energy, feature norm]}} in %.
+    """
+    from ..pipeline import claims
+
+    e2 = claims.get("U-E2").paper_value.split(": ", 1)[1]
+    table2 = {}
+    for item in e2.split("; "):
+        name, values = item.rsplit(" ", 1)
+        table2[name] = _numbers(values)
+    table4_text, fig10_text = claims.get("U-E3").paper_value.split(". Fig. 10, ", 1)
+    table4 = {}
+    for item in table4_text.split(": ", 1)[1].split("; "):
+        name, rest = item.split(" ", 1)
+        long_tail, step = rest.split(", ")
+        table4[name] = (_numbers(long_tail), _numbers(step))
+    fig10 = {}
+    for item in fig10_text.split(": ", 1)[1].split("; "):
+        rho, rest = item.split(" ", 1)
+        fig10[int(rho.removeprefix("rho"))] = [tuple(_numbers(pair)) for pair in rest.split(", ")]
+    e4 = claims.get("U-E4").paper_value
+    table3_text, table6_text = e4.split(" (EFR lambda=", 1)[0], e4.split(". Table 6, ", 1)[1]
+
+    def metric_blocks(text: str) -> dict[str, dict[str, list[float]]]:
+        blocks = {}
+        for block in text.split(": ", 1)[1].split("; "):
+            metric, rest = block.split(" ", 1)
+            blocks[metric] = _rows(rest)
+        return blocks
+
+    return {"table2": table2, "table4": table4, "fig10": fig10, "table3": metric_blocks(table3_text),
+            "table6": metric_blocks(table6_text)}
+
+
+def fig10_drop_ratios(fig10: Mapping[int, Sequence[tuple[float, float]]]) -> list[int]:
+    """The imbalance ratios at which the paper's Fig. 10 shows EFR lowering CE's ECE for every
+    lambda (the first entry is lambda = 0, the baseline)."""
+    return [rho for rho, entries in fig10.items() if all(ece < entries[0][1] for _, ece in entries[1:])]
