@@ -47,6 +47,7 @@ import enum
 import hashlib
 import inspect
 import json
+import logging
 import math
 import os
 import platform
@@ -325,12 +326,12 @@ class Failure:
 class RunsFailed(RuntimeError):
     """Some runs raised; ``failures`` names their configs, ``results`` holds the others."""
 
-    def __init__(self, name: str, failures: list[Failure], results: Results) -> None:
+    def __init__(self, name: str, failures: list[Failure], results: Results, stored: bool = False) -> None:
         self.failures = failures
         self.results = results
         kept = len(results) - len(failures)
         lines = [f"{len(failures)} of {len(results)} run(s) of {name} failed "
-                 f"({kept} other result(s) kept{' in the cache' if results.cached + results.computed else ''}):"]
+                 f"({kept} other result(s) {'in the cache' if stored else 'returned in .results'}):"]
         lines += [f"  {f.describe()}" for f in failures]
         lines.append(f"first traceback:\n{failures[0].traceback}")
         super().__init__("\n".join(lines))
@@ -380,11 +381,13 @@ def map(fn: Callable[[C], R], configs: Sequence[C], *, executor: str | None = No
     if not options.get("quiet"):
         print(results.summary(name), flush=True)
     if failures:
-        raise RunsFailed(name, failures, results) from failures[0].error
+        raise RunsFailed(name, failures, results, stored=store is not None) from failures[0].error
     return results
 
 
 def _open_store(fn: Callable[..., Any], cache: Any, in_main: bool) -> tuple[Store | None, str | None]:
+    if isinstance(cache, str) and cache.strip().lower() in _OFF:
+        cache = False
     if cache is False or in_main:
         return None, ("cache off: the function is defined in the notebook" if in_main and cache is not False
                       else None)
@@ -467,7 +470,7 @@ def connect(address: str | None = None) -> Any:
     if ray.is_initialized():
         return ray
     address = address or os.environ.get(ADDRESS_ENV) or None
-    kwargs: dict[str, Any] = {"log_to_driver": False, "logging_level": "warning"}
+    kwargs: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
     if address is None:
         kwargs["include_dashboard"] = os.environ.get(DASHBOARD_ENV, "0") == "1"
     ray.init(address=address, **kwargs)
