@@ -24,13 +24,16 @@ from collections.abc import Mapping, Sequence
 from . import (
     NOT_CHECKED,
     NOT_REPRODUCED,
+    REPRODUCED,
     Verdict,
     all_of,
     at_least,
     at_most,
+    decide,
     fmt,
     is_missing,
     spread_margin,
+    unless_at_scale,
 )
 
 
@@ -182,3 +185,137 @@ def z_4(ours: Mapping[str, Sequence[float]] | None, official: Mapping[str, Seque
     return all_of(parts, "NC1 < 1e-6 and NC2(W) > 0.1 while oscillating; NC and CE's optimum after the plain "
                          "period, under our last-period protocol and the official rule",
                   "The paper's run is A = 70, T = 5000 on a 3-class spiral network, not the UFM.")
+
+
+# -- 02_networks_all_losses ----------------------------------------------------------------------
+
+
+def _mean_se(values: Sequence[float | None]) -> tuple[float, float, int]:
+    """Mean, standard error of the mean (NaN below 2 values) and count; NaN mean if any is missing."""
+    data = _values(values)
+    if not data or any(math.isnan(v) for v in data):
+        return math.nan, math.nan, len(data)
+    mean = sum(data) / len(data)
+    if len(data) < 2:
+        return mean, math.nan, 1
+    var = sum((v - mean) ** 2 for v in data) / (len(data) - 1)
+    return mean, math.sqrt(var / len(data)), len(data)
+
+
+def _gap(values: Sequence[float | None], reference: Sequence[float | None]) -> tuple[float, float]:
+    """Difference of means (values - reference) and 2 standard errors of it (0 if a side has one seed)."""
+    mean, se, _ = _mean_se(values)
+    ref, ref_se, _ = _mean_se(reference)
+    spread = math.sqrt(sum(s**2 for s in (se, ref_se) if not math.isnan(s)))
+    return mean - ref, 2 * spread
+
+
+def z_5(accuracy: Mapping[str, Sequence[float | None]], *, diverged: Mapping[str, int] | None = None,
+        tolerance: float = 0.02, reference: str = "ce") -> Verdict:
+    """Z-5, ``notebooks/zoo/02_networks_all_losses``: under one protocol every bounded-below
+    configuration ends within ``tolerance`` of cross-entropy's test accuracy (mean over seeds).
+
+    ``accuracy`` maps each configuration (the reference ``ce`` included) to its per-seed test
+    accuracies (NaN for a diverged run). Per configuration: |mean - mean_CE| <= ``tolerance``,
+    with a dead zone of 2 standard errors of that difference measured over the seeds (0 where a
+    side has a single seed: nothing measured, said in the note); a diverged run fails. A part
+    'no divergence' counts the diverged runs (``diverged``).
+    """
+    expected = f"every |acc - acc_CE| <= {fmt(tolerance)} (beyond 2 SE of the seeds), no divergence"
+    if reference not in accuracy or not accuracy[reference]:
+        return Verdict(NOT_CHECKED, expected, "no cross-entropy run.")
+    parts: dict[str, Verdict] = {}
+    for name, values in accuracy.items():
+        if name == reference:
+            continue
+        gap, margin = _gap(values, accuracy[reference])
+        parts[name] = at_most(abs(gap) if not math.isnan(gap) else gap, tolerance, margin,
+                              what=f"|{name} - {reference}|")
+    if diverged is not None:
+        count = sum(int(v) for v in diverged.values())
+        parts["no divergence"] = decide(count == 0, "", f"{count} diverged run(s).")
+    one_seed = min(len(v) for v in accuracy.values()) < 2
+    return all_of(parts, expected, "One seed per configuration: no seed spread measured, no dead zone."
+                  if one_seed else "")
+
+
+def z_6(unhinged: Sequence[float | None], reference: Sequence[float | None], *, drop: float = 0.10) -> Verdict:
+    """Z-6, ``notebooks/zoo/02_networks_all_losses``: the unhinged loss with a learned classifier
+    does not train under the protocol: on every seed its loss diverges (NaN accuracy) or its test
+    accuracy stays more than ``drop`` below cross-entropy's mean.
+
+    A diverged seed counts as failing to train. Otherwise the smallest shortfall (CE's mean minus
+    the seed's accuracy) must exceed ``drop`` beyond 2 standard errors of CE's seeds.
+    """
+    expected = f"every seed diverges or ends more than {fmt(drop)} below CE's test accuracy"
+    data = _values(unhinged)
+    if not data:
+        return Verdict(NOT_CHECKED, expected, "no unhinged run.")
+    ref, ref_se, _ = _mean_se(reference)
+    trained = [v for v in data if not math.isnan(v)]
+    if not trained:
+        return Verdict(REPRODUCED, expected, f"every seed diverged ({len(data)} of {len(data)}).")
+    margin = 0.0 if math.isnan(ref_se) else 2 * ref_se
+    return at_least(ref - max(trained), drop, margin, expected=expected,
+                    what="smallest shortfall below CE").noted(f"({len(data) - len(trained)} of {len(data)} diverged.)")
+
+
+def z_6b(pal: Sequence[float | None], reference: Sequence[float | None], *, tolerance: float = 0.02) -> Verdict:
+    """Z-6b, ``notebooks/zoo/02_networks_all_losses``: with the prototype-anchored head the
+    unhinged loss trains: its mean test accuracy is at most ``tolerance`` below cross-entropy's,
+    with a dead zone of 2 standard errors of the difference over the seeds; a diverged seed fails."""
+    expected = f"acc_CE - acc_PAL <= {fmt(tolerance)} (beyond 2 SE of the seeds)"
+    if not pal:
+        return Verdict(NOT_CHECKED, expected, "no PAL run.")
+    gap, margin = _gap(reference, pal)
+    return at_most(gap, tolerance, margin, expected=expected, what="acc_CE - acc_PAL")
+
+
+def _log_spread(values: Mapping[str, Sequence[float | None]]) -> tuple[float, float, str, str]:
+    """log(max/min) of the configurations' geometric means, its dead zone (2 SE of the two log
+    means, combined) and the names of the largest and the smallest."""
+    logs = {}
+    for name, vals in values.items():
+        data = _values(vals)
+        if not data or any(math.isnan(v) or v <= 0 for v in data):
+            return math.nan, 0.0, name, name
+        logs[name] = _mean_se([math.log(v) for v in data])
+    top = max(logs, key=lambda k: logs[k][0])
+    bottom = min(logs, key=lambda k: logs[k][0])
+    ses = [logs[k][1] for k in (top, bottom) if not math.isnan(logs[k][1])]
+    return logs[top][0] - logs[bottom][0], 2 * math.sqrt(sum(s**2 for s in ses)), top, bottom
+
+
+def z_7(nc1: Mapping[str, Sequence[float | None]], reached: Mapping[str, int], seeds: int, *,
+        factor: float = 3.0, target: float = 0.99) -> Verdict:
+    """Z-7, ``notebooks/zoo/02_networks_all_losses``: networks in the terminal phase end with the
+    same degree of within-class collapse for every bounded-below configuration: the largest
+    geometric-mean NC1 over the smallest is at most ``factor``.
+
+    Compared on a log scale with a dead zone of 2 standard errors of the two log means over the
+    seeds. The claim is about the terminal phase, so it is judged only where every configuration
+    reached the target training accuracy on every seed (``reached`` counts the seeds that did);
+    otherwise it is not checked at this scale, with what the stand-in measured in the note.
+    """
+    expected = f"NC1 max/min <= {fmt(factor)} among networks in the terminal phase"
+    if not nc1:
+        return Verdict(NOT_CHECKED, expected, "no run.")
+    spread, margin, top, bottom = _log_spread(nc1)
+    verdict = at_most(spread, math.log(factor), margin, expected=expected, what="log(NC1 max/min)").noted(
+        f"(NC1 max/min = {fmt(math.exp(spread)) if not math.isnan(spread) else 'nan'}: {top} / {bottom}.)")
+    in_phase = all(reached.get(name, 0) >= seeds for name in nc1)
+    counts = ", ".join(f"{name} {reached.get(name, 0)}/{seeds}" for name in nc1)
+    return unless_at_scale(verdict, in_phase, f"Not the terminal phase: seeds reaching {fmt(target)} training "
+                                              f"accuracy: {counts}.")
+
+
+def z_8(ece: Mapping[str, Sequence[float | None]], accuracy: Verdict, *, factor: float = 3.0) -> Verdict:
+    """Z-8, ``notebooks/zoo/02_networks_all_losses``: the loss moves calibration much more than
+    accuracy: the largest geometric-mean ECE over the smallest exceeds ``factor`` (log scale, dead
+    zone 2 SE of the two log means over the seeds) while the accuracies stay within Z-5's
+    tolerance (``accuracy`` is Z-5's verdict)."""
+    spread, margin, top, bottom = _log_spread(ece)
+    calibration = at_least(spread, math.log(factor), margin, what="log(ECE max/min)").noted(
+        f"(ECE max/min = {fmt(math.exp(spread)) if not math.isnan(spread) else 'nan'}: {top} / {bottom}.)")
+    return all_of({"ECE spread": calibration, "accuracies within Z-5's tolerance": accuracy},
+                  f"ECE max/min > {fmt(factor)} (beyond 2 SE) with the accuracies within Z-5's tolerance")
