@@ -1,18 +1,12 @@
-"""A toy recipe and a driver for the tests of :mod:`companion.runs` (not collected by pytest).
+"""A toy recipe for the tests of :mod:`companion.runs` (not collected by pytest).
 
-Ray workers import this module by name, so the cluster the tests start has ``tests/`` on its
-``PYTHONPATH``. ``python -m runs_recipes <scenario> ...`` is a driver the tests start inside
-the cluster's network namespace; it prints one line ``RESULT <json>`` at the end.
+Ray workers import this module by name: the tests' cluster (tests/runs_cluster.py) has a copy
+of it on its ``PYTHONPATH``. The drivers are in tests/runs_driver.py.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import signal
-import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,134 +52,3 @@ def run(config: Toy) -> dict:
     with torch.no_grad():
         final = float(((x @ w - y) ** 2).mean())
     return {"seed": config.seed, "loss": final, "w": w.detach().flatten().tolist()}
-
-
-# -- driver ----------------------------------------------------------------------------------
-
-
-def _emit(payload: dict) -> None:
-    print("RESULT " + json.dumps(payload), flush=True)
-
-
-def _configs(args: argparse.Namespace, **extra) -> list[Toy]:
-    return [Toy(seed=s, sleep=args.sleep, log=args.log, **extra.get(s, {})) for s in range(args.n)]
-
-
-def _map(configs, args, executor=None):
-    from companion import runs
-
-    cache = args.cache if args.cache else False
-    return runs.map(run, configs, executor=executor or args.executor, cache=cache)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("scenario", choices=["grid", "same", "kill-worker", "fail", "security", "bench"])
-    parser.add_argument("--executor", default="ray")
-    parser.add_argument("--cache", default=None)
-    parser.add_argument("--n", type=int, default=4)
-    parser.add_argument("--sleep", type=float, default=0.0)
-    parser.add_argument("--log", default=None)
-    parser.add_argument("--hold", default=None)
-    parser.add_argument("--check", choices=["wrong", "none"], default="none")
-    args = parser.parse_args(argv)
-    torch.set_num_threads(1)  # the local executor's key and results match the workers' (1 thread)
-    os.environ.setdefault("COMPANION_THREADS", "1")
-    from companion import runs
-
-    if args.scenario == "grid":
-        results = _map(_configs(args), args)
-        _emit({"results": list(results), "cached": results.cached, "computed": results.computed})
-    elif args.scenario == "same":
-        local = _map(_configs(args), args, executor="local")
-        remote = _map(_configs(args), args, executor="ray")
-        _emit({"local": list(local), "ray": list(remote)})
-    elif args.scenario == "kill-worker":
-        hold = Path(args.hold)
-        killed: list[int] = []
-
-        def killer() -> None:
-            marker = hold / "1.pid"
-            deadline = time.monotonic() + 60
-            while not marker.exists() and time.monotonic() < deadline:
-                time.sleep(0.05)
-            pid = int(marker.read_text())
-            time.sleep(0.2)  # mid-run: the task is sleeping inside the recipe
-            os.kill(pid, signal.SIGKILL)
-            killed.append(pid)
-
-        thread = threading.Thread(target=killer, daemon=True)
-        thread.start()
-        results = _map(_configs(args, **{1: {"hold": str(hold)}}), args)
-        thread.join(5)
-        reference = runs.map(run, _configs(args), executor="local", cache=False)
-        _emit({"results": list(results), "reference": list(reference), "killed": killed,
-               "computed": results.computed})
-    elif args.scenario == "fail":
-        configs = _configs(args, **{2: {"fail": True}})
-        outcome = {}
-        for attempt in ("first", "second"):
-            try:
-                _map(configs, args)
-            except runs.RunsFailed as exc:
-                outcome[attempt] = {"message": str(exc), "failed": [f.index for f in exc.failures],
-                                    "results": list(exc.results), "cached": exc.results.cached,
-                                    "computed": exc.results.computed}
-        _emit(outcome)
-    elif args.scenario == "security":
-        _emit(_security(args.check))
-    elif args.scenario == "bench":
-        _emit(_bench(args.n))
-    return 0
-
-
-def _bench(n: int) -> dict:
-    """Wall seconds of ``n`` runs per executor, cache off, once the cluster's workers are up."""
-    from companion import runs
-
-    timings = {}
-    start = time.perf_counter()
-    runs.connect()
-    timings["connect"] = time.perf_counter() - start
-    runs.map(run, [Toy(seed=s, steps=0) for s in range(4)], executor="ray", cache=False, quiet=True)
-    for steps in (0, 40):
-        for executor in ("local", "ray"):
-            configs = [Toy(seed=s, steps=steps) for s in range(n)]
-            start = time.perf_counter()
-            runs.map(run, configs, executor=executor, cache=False, quiet=True)
-            timings[f"{executor}_steps{steps}"] = time.perf_counter() - start
-    return timings
-
-
-def _security(check: str) -> dict:
-    """``wrong``: a client with a wrong token (RAY_AUTH_TOKEN, set by the test) asks the GCS;
-    ``none``: companion.runs connects without any token. Also: does a dashboard listen?"""
-    import socket
-
-    out = {}
-    if check == "wrong":
-        from ray._raylet import GcsClient
-
-        try:
-            GcsClient(address="127.0.0.1:6391").internal_kv_keys(b"", None, timeout=10)
-            out["refused"] = ""
-        except Exception as exc:  # noqa: BLE001
-            out["refused"] = f"{type(exc).__name__}: {exc}"[:300]
-    else:
-        for name in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_AUTH_MODE"):
-            os.environ.pop(name, None)  # companion.runs turns token mode on by itself
-        from companion import runs
-
-        try:
-            runs.connect("127.0.0.1:6391")
-            out["refused"] = ""
-        except Exception as exc:  # noqa: BLE001
-            out["refused"] = f"{type(exc).__name__}: {exc}"[:300]
-    with socket.socket() as s:
-        s.settimeout(2)
-        out["dashboard"] = "listening" if s.connect_ex(("127.0.0.1", 8265)) == 0 else "closed"
-    return out
-
-
-if __name__ == "__main__":
-    sys.exit(main())
