@@ -20,6 +20,15 @@ import torch
 
 from runs_recipes import Toy, run
 
+def _timeless(value):
+    """``value`` without its wall-clock ``seconds`` entries (the rest must match exactly)."""
+    if isinstance(value, dict):
+        return {k: _timeless(v) for k, v in value.items() if k != "seconds"}
+    if isinstance(value, list):
+        return [_timeless(v) for v in value]
+    return value
+
+
 def _emit(payload: dict) -> None:
     print("RESULT " + json.dumps(payload), flush=True)
 
@@ -56,7 +65,15 @@ def main(argv: list[str] | None = None) -> int:
     elif args.scenario == "same":
         local = _map(_configs(args), args, executor="local")
         remote = _map(_configs(args), args, executor="ray")
-        _emit({"local": list(local), "ray": list(remote)})
+        # a recipe of the package too: short digits MLP runs of nc_losses' protocol, two losses
+        from companion.experiments import nc_protocol
+
+        grid = [nc_protocol.Config(loss=loss, seed=s, epochs=3, train_per_class=20, n_test=200, hidden=32)
+                for loss in ("ce", "mse") for s in (0, 1)]
+        nc_local = runs.map(nc_protocol.run, grid, executor="local", cache=False)
+        nc_ray = runs.map(nc_protocol.run, grid, executor="ray", cache=False)
+        timeless = [_timeless(list(rows)) for rows in (nc_local, nc_ray)]
+        _emit({"local": list(local), "ray": list(remote), "nc_local": timeless[0], "nc_ray": timeless[1]})
     elif args.scenario == "kill-worker":
         hold = Path(args.hold)
         killed: list[int] = []

@@ -195,3 +195,19 @@ def test_the_cli_hands_executor_and_address_to_the_kernels(monkeypatch, capsys):
     assert os.environ[runs.EXECUTOR_ENV] == "ray" and os.environ[runs.ADDRESS_ENV] == "10.0.0.5:6379"
     assert cli.main(["reproduce", "--notebook-tasks"]) == 2
     assert "--notebook-tasks needs --executor ray" in capsys.readouterr().err
+
+
+def test_the_local_executor_needs_no_ray_and_the_ray_executor_says_how_to_get_it():
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys\nsys.modules['ray'] = None  # as on a machine without Ray\n"
+            "import runs_recipes\nfrom companion import runs\n"
+            "print(len(runs.map(runs_recipes.run, [runs_recipes.Toy(seed=0)], cache=False, quiet=True)))\n"
+            "try:\n    runs.map(runs_recipes.run, [runs_recipes.Toy(seed=0)], executor='ray', cache=False)\n"
+            "except ImportError as exc:\n    print(exc)\n")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["1", "the ray executor needs Ray: pip install -c constraints.txt -e '.[cluster]'"]

@@ -38,6 +38,9 @@ def test_ray_and_local_give_identical_results_for_the_same_seeds(cluster):
     out, _ = cluster.driver("same", "--n", "6")
     assert out["ray"] == out["local"]  # exactly: same seeds, one thread, same code path
     assert len({r["loss"] for r in out["ray"]}) == 6
+    # and a recipe of the package (nc_protocol: digits MLPs, CE and MSE, two seeds), but its timing
+    assert out["nc_ray"] == out["nc_local"]
+    assert len({r["history"][-1]["train_loss"] for r in out["nc_ray"]}) == 4
 
 
 def test_a_worker_killed_mid_run_is_retried_and_gives_the_same_result(cluster):

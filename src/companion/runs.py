@@ -457,16 +457,18 @@ def connect(address: str | None = None) -> Any:
     Token authentication is required unless ``RAY_AUTH_MODE`` says otherwise; without an
     address a private local cluster starts (dashboard off unless ``$COMPANION_RAY_DASHBOARD=1``).
     """
-    if "RAY_AUTH_MODE" not in os.environ:
+    imported_before = sys.modules.get("ray") is not None
+    refresh = "RAY_AUTH_MODE" not in os.environ
+    if refresh:
         os.environ["RAY_AUTH_MODE"] = "token"  # read when ray initializes its config
-        if "ray" in sys.modules:
-            from ray._raylet import Config
-
-            Config.initialize("")
     try:
         import ray
     except ImportError as exc:
         raise ImportError("the ray executor needs Ray: pip install -c constraints.txt -e '.[cluster]'") from exc
+    if refresh and imported_before:  # ray read its config before we set the mode
+        from ray._raylet import Config
+
+        Config.initialize("")
     if ray.is_initialized():
         return ray
     address = address or os.environ.get(ADDRESS_ENV) or None
