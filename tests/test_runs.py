@@ -71,8 +71,10 @@ def test_rerun_reuses_finished_runs_and_recomputes_only_changed_configs(tmp_path
     log = tmp_path / "log"
     first = runs.map(recipes.run, grid(4, log), cache=tmp_path / "c")
     assert (first.cached, first.computed) == (0, 4)
+    before = runs.tally()
     again = runs.map(recipes.run, grid(4, log), cache=tmp_path / "c")
     assert (again.cached, again.computed) == (4, 0) and again == first
+    assert runs.tally() == {"cached": before["cached"] + 4, "computed": before["computed"]}
     assert "4 from the cache, 0 computed" in capsys.readouterr().out
     changed = grid(4, log)
     changed[2] = dataclasses.replace(changed[2], steps=7)

@@ -33,7 +33,8 @@ the cache, and returns a list that carries the counts (:class:`Results`).
   set otherwise) and the dashboard stays off unless ``$COMPANION_RAY_DASHBOARD=1``.
 
 A run that raises does not stop the others: their results are stored, and :class:`RunsFailed`
-names each failing run's config once the grid is done.
+names each failing run's config once the grid is done. :func:`tally` counts the runs this
+process took from the cache and computed.
 
 :func:`run_notebooks` runs whole notebooks as Ray tasks (one GPU each on a GPU cluster), for
 ``companion reproduce --executor ray --notebook-tasks``.
@@ -340,6 +341,15 @@ class RunsFailed(RuntimeError):
 # -- map -------------------------------------------------------------------------------------
 
 
+_TALLY = {"cached": 0, "computed": 0}
+
+
+def tally() -> dict[str, int]:
+    """Runs this process took from the cache and computed, over every :func:`map` so far
+    (e.g. for a ledger: a notebook's wall time says little when most runs came from the cache)."""
+    return dict(_TALLY)
+
+
 def map(fn: Callable[[C], R], configs: Sequence[C], *, executor: str | None = None,  # noqa: A001
         **options: Any) -> list[R]:
     """``[fn(c) for c in configs]``, in order, from the cache where a run already finished.
@@ -378,6 +388,8 @@ def map(fn: Callable[[C], R], configs: Sequence[C], *, executor: str | None = No
                                      max_retries=options.get("max_retries", 3))
     results.executor = executor
     results.seconds = time.perf_counter() - start
+    _TALLY["cached"] += results.cached
+    _TALLY["computed"] += results.computed
     if not options.get("quiet"):
         print(results.summary(name), flush=True)
     if failures:
