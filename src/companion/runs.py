@@ -438,10 +438,13 @@ def _map_local(fn: Callable[[Any], Any], configs: list, store: Store | None, *,
     from .train import side_by_side
 
     kind = "cuda" if torch.cuda.is_available() else "cpu"
-    device = device_of(kind, torch.get_num_threads())
-    source = code_digest(fn)
-    keys = [run_key(fn, c, device, source) for c in configs]
-    found, todo = _lookup(store, keys)
+    keys: list[dict] = []
+    if store is not None:  # keys only matter for the cache
+        device, source = device_of(kind, torch.get_num_threads()), code_digest(fn)
+        keys = [run_key(fn, c, device, source) for c in configs]
+        found, todo = _lookup(store, keys)
+    else:
+        found, todo = {}, builtins.list(range(len(configs)))
     computed: dict[int, Any] = {}
     failures: list[Failure] = []
 
