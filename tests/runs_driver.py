@@ -16,9 +16,8 @@ import threading
 import time
 from pathlib import Path
 
-import torch
+Toy = run = None  # runs_recipes' (it imports torch: not needed by the security checks)
 
-from runs_recipes import Toy, run
 
 def _timeless(value):
     """``value`` without its wall-clock ``seconds`` entries (the rest must match exactly)."""
@@ -46,7 +45,7 @@ def _map(configs, args, executor=None):
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("scenario", choices=["grid", "same", "kill-worker", "fail", "security", "bench"])
+    parser.add_argument("scenario", choices=["grid", "basics", "kill-worker", "security", "bench"])
     parser.add_argument("--executor", default="ray")
     parser.add_argument("--cache", default=None)
     parser.add_argument("--n", type=int, default=4)
@@ -55,6 +54,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hold", default=None)
     parser.add_argument("--check", choices=["wrong", "none"], default="none")
     args = parser.parse_args(argv)
+    if args.scenario == "security":
+        _emit(_security(args.check))
+        return 0
+    global Toy, run
+    import torch
+    from runs_recipes import Toy, run
+
     torch.set_num_threads(1)  # the local executor's key and results match the workers' (1 thread)
     os.environ.setdefault("COMPANION_THREADS", "1")
     from companion import runs
@@ -62,18 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.scenario == "grid":
         results = _map(_configs(args), args)
         _emit({"results": list(results), "cached": results.cached, "computed": results.computed})
-    elif args.scenario == "same":
-        local = _map(_configs(args), args, executor="local")
-        remote = _map(_configs(args), args, executor="ray")
-        # a recipe of the package too: short digits MLP runs of nc_losses' protocol, two losses
-        from companion.experiments import nc_protocol
-
-        grid = [nc_protocol.Config(loss=loss, seed=s, epochs=3, train_per_class=20, n_test=200, hidden=32)
-                for loss in ("ce", "mse") for s in (0, 1)]
-        nc_local = runs.map(nc_protocol.run, grid, executor="local", cache=False)
-        nc_ray = runs.map(nc_protocol.run, grid, executor="ray", cache=False)
-        timeless = [_timeless(list(rows)) for rows in (nc_local, nc_ray)]
-        _emit({"local": list(local), "ray": list(remote), "nc_local": timeless[0], "nc_ray": timeless[1]})
+    elif args.scenario == "basics":
+        _emit({"same": _same(args), "fail": _fail(args)})
     elif args.scenario == "kill-worker":
         hold = Path(args.hold)
         killed: list[int] = []
@@ -95,22 +91,42 @@ def main(argv: list[str] | None = None) -> int:
         reference = [run(Toy(seed=s, sleep=args.sleep)) for s in range(args.n)]  # no log, no hold
         _emit({"results": list(results), "reference": list(reference), "killed": killed,
                "computed": results.computed})
-    elif args.scenario == "fail":
-        configs = _configs(args, {2: {"fail": True}})
-        outcome = {}
-        for attempt in ("first", "second"):
-            try:
-                _map(configs, args)
-            except runs.RunsFailed as exc:
-                outcome[attempt] = {"message": str(exc), "failed": [f.index for f in exc.failures],
-                                    "results": list(exc.results), "cached": exc.results.cached,
-                                    "computed": exc.results.computed}
-        _emit(outcome)
-    elif args.scenario == "security":
-        _emit(_security(args.check))
     elif args.scenario == "bench":
         _emit(_bench(args.n))
     return 0
+
+
+def _same(args: argparse.Namespace) -> dict:
+    """The same grids with both executors, cache off: a toy grid and a recipe of the package."""
+    from companion import runs
+
+    local = runs.map(run, [Toy(seed=s) for s in range(args.n)], executor="local", cache=False)
+    remote = runs.map(run, [Toy(seed=s) for s in range(args.n)], executor="ray", cache=False)
+    # short digits MLP runs of nc_losses' protocol, two losses, two seeds
+    from companion.experiments import nc_protocol
+
+    grid = [nc_protocol.Config(loss=loss, seed=s, epochs=3, train_per_class=20, n_test=200, hidden=32)
+            for loss in ("ce", "mse") for s in (0, 1)]
+    nc_local = runs.map(nc_protocol.run, grid, executor="local", cache=False)
+    nc_ray = runs.map(nc_protocol.run, grid, executor="ray", cache=False)
+    return {"local": list(local), "ray": list(remote), "nc_local": _timeless(list(nc_local)),
+            "nc_ray": _timeless(list(nc_ray))}
+
+
+def _fail(args: argparse.Namespace) -> dict:
+    """A grid whose run 2 raises, on the cluster with the cache on, mapped twice."""
+    from companion import runs
+
+    configs = [Toy(seed=s, fail=s == 2) for s in range(4)]
+    outcome = {}
+    for attempt in ("first", "second"):
+        try:
+            runs.map(run, configs, executor="ray", cache=args.cache)
+        except runs.RunsFailed as exc:
+            outcome[attempt] = {"message": str(exc), "failed": [f.index for f in exc.failures],
+                                "results": list(exc.results), "cached": exc.results.cached,
+                                "computed": exc.results.computed}
+    return outcome
 
 
 def _bench(n: int) -> dict:
