@@ -285,3 +285,22 @@ def test_a_gpu_measurement_says_where_it_was_measured(results):
     path.write_text(json.dumps(record))
     row = next(line for line in report.build().splitlines() if line.startswith("| R-D1 |"))
     assert "(CPU: AMD EPYC 9654)" in row.split(" | ")[5]
+
+
+def test_the_notebook_digest_follows_code_not_prose_nor_outputs(tmp_path):
+    import nbformat
+
+    from companion.pipeline.ledger import notebook_digest
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# header"), nbformat.v4.new_code_cell("x = 1")]
+    path = tmp_path / "01_x.ipynb"
+    nbformat.write(nb, path)
+    before = notebook_digest(path)
+    nb.cells[0].source = "# header, re-rendered"
+    nb.cells[1].outputs = [nbformat.v4.new_output("stream", text="1")]
+    nbformat.write(nb, path)
+    assert notebook_digest(path) == before
+    nb.cells[1].source = "x = 2"
+    nbformat.write(nb, path)
+    assert notebook_digest(path) != before

@@ -94,12 +94,13 @@ def text_digest(text: str) -> str:
 
 
 def notebook_digest(path: str | Path) -> str:
-    """SHA-256 of a notebook's cell sources (markdown and code, without the injected parameters
-    cell and without outputs), so re-executing a notebook does not change it but editing does."""
+    """SHA-256 of a notebook's code (the code cells' sources, without the injected parameters cell
+    and without outputs): what produced the ledger. Re-executing a notebook does not change it,
+    nor does prose or a header re-rendered from the registry; editing the code does."""
     nb = json.loads(Path(path).read_text())
     sources = []
     for cell in nb.get("cells", []):
-        if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
+        if cell.get("cell_type") != "code" or "injected-parameters" in cell.get("metadata", {}).get("tags", []):
             continue
         source = cell.get("source", "")
         sources.append(source if isinstance(source, str) else "".join(source))
