@@ -22,6 +22,8 @@ from companion.pipeline.start import NOTEBOOK_ENV
 os.environ.update(CI_ENV)
 _RESULTS = tempfile.mkdtemp(prefix="companion-results-")
 os.environ["COMPANION_RESULTS"] = _RESULTS
+# nbval re-computes every run: a cache of finished runs would check the cache, not the code
+os.environ["COMPANION_RUNS"] = "off"
 
 
 def _remove_results() -> None:
