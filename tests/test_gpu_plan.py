@@ -45,10 +45,13 @@ def test_the_campaign_is_every_cuda_notebook_calibrators_first(results):
     assert all(n.state == "to run" and n.minutes == n.estimate for n in items)
 
 
-def test_recalibrated_estimates_are_in_the_reviewed_range():
-    """Issue 15: 22-27 H100 minutes for the 11 CUDA notebooks (deterministic mode, 3 ms per step)."""
-    total = sum(n.estimate for n in gpu_plan.campaign())
-    assert 22 <= total <= 27
+def test_every_cuda_notebook_fits_one_device_command_and_states_its_basis():
+    """A notebook longer than one command could never finish on the device; each estimate says
+    what it rests on (the rates in registry/notebooks.yaml's header)."""
+    for item in gpu_plan.campaign():
+        info = claims.notebook(item.id)
+        assert item.estimate <= 9.0, item.id
+        assert info.basis and any(unit in info.basis for unit in (" s", "ms", "min")), item.id
 
 
 def test_datasets_are_declared_and_have_an_offline_copy():
