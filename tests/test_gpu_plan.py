@@ -88,7 +88,7 @@ def test_fresh_cuda_ledgers_are_done_stale_and_cpu_ones_are_not(results):
     write_ledger(results, "unhinged/09_cifar_classification", state="failed")
     state = {n.id: n.state for n in gpu_plan.campaign()}
     assert state["benchmarks/01_training_speed"] == "measured"
-    assert state["zoo/02_networks_all_losses"] == "stale: notebook changed"
+    assert state["zoo/02_networks_all_losses"] == "stale: notebook changed since the run"
     assert state["nc_losses/06_equal_test_performance"] == "to run"
     assert state["unhinged/09_cifar_classification"] == "to run"
     assert gpu_plan.is_done("benchmarks/01_training_speed")
@@ -102,7 +102,7 @@ def test_a_changed_statement_makes_a_ledger_stale(results):
     assert gpu_plan.stale_reasons(record) == []
     cid = next(iter(record["provenance"]["statement_digests"]))
     record["provenance"]["statement_digests"][cid] = "0" * 16
-    assert gpu_plan.stale_reasons(record) == [f"statement of {cid} changed"]
+    assert gpu_plan.stale_reasons(record) == [f"statement of {cid} changed since the run"]
 
 
 def test_estimates_scale_by_measured_over_estimated(results):

@@ -35,7 +35,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..verdicts import NOT_CHECKED, NOT_REPRODUCED, REPRODUCED, VERDICTS, Verdict
+from ..verdicts import Verdict
 from . import claims as claim_registry
 from .paths import repo_root, results_dir
 
@@ -171,7 +171,6 @@ class Ledger:
         *,
         statement: str | None = None,
         digits: int = 3,
-        **legacy: Any,
     ) -> Verdict:
         """Record claim ``claim_id``: what was measured and the verdict its rule returned.
 
@@ -180,10 +179,6 @@ class Ledger:
         replaces the earlier entry. ``statement`` defaults to the registry's statement.
         """
         claim = claim_registry.get(claim_id)
-        if legacy:
-            outcome = _legacy_verdict(measured if "measured" not in legacy else legacy.pop("measured"), legacy)
-            measured = outcome[1]
-            outcome = outcome[0]
         if not isinstance(outcome, Verdict):
             raise TypeError(f"{claim_id}: pass the Verdict of the claim's rule (companion.verdicts), "
                             f"got {type(outcome).__name__}")
@@ -314,11 +309,12 @@ def stale_reasons(record: Mapping[str, Any], notebooks_root: Path | None = None)
         return ["no provenance (written before ledgers recorded digests): re-run it"]
     reasons = []
     path = (notebooks_root or repo_root() / "notebooks") / f"{record['notebook']}.ipynb"
-    if path.is_file() and provenance.get("notebook_digest") != notebook_digest(path):
+    if not path.is_file():
+        reasons.append("notebook removed")
+    elif provenance.get("notebook_digest") != notebook_digest(path):
         reasons.append("notebook changed since the run")
     digests = provenance.get("statement_digests") or {}
-    for entry in record.get("claims", []):
-        cid = entry["id"]
+    for cid in dict.fromkeys([*(e["id"] for e in record.get("claims", [])), *digests]):
         try:
             current = text_digest(claim_registry.get(cid).statement)
         except KeyError:
@@ -327,17 +323,3 @@ def stale_reasons(record: Mapping[str, Any], notebooks_root: Path | None = None)
         if digests.get(cid) != current:
             reasons.append(f"statement of {cid} changed since the run")
     return reasons
-
-
-def _legacy_verdict(measured: Any, keywords: dict[str, Any]) -> tuple[Verdict, Any]:
-    """The pre-rules keywords (``expected=, passed=, verdict=, note=``), kept only while the
-    notebooks move to the rules of ``companion.verdicts``."""
-    unknown = set(keywords) - {"expected", "passed", "verdict", "note"}
-    if unknown:
-        raise TypeError(f"unexpected keyword(s) {sorted(unknown)}")
-    passed = keywords.get("passed")
-    verdict = keywords.get("verdict") or {True: REPRODUCED, False: NOT_REPRODUCED, None: NOT_CHECKED}[
-        None if passed is None else bool(passed)]
-    if verdict not in VERDICTS:
-        raise ValueError(f"verdict must be one of {VERDICTS}, got {verdict!r}")
-    return Verdict(verdict, format_value(keywords.get("expected", "")), keywords.get("note", "")), measured

@@ -42,6 +42,7 @@ from typing import Any
 import yaml
 
 from . import claims as claim_registry
+from .ledger import stale_reasons
 from .paths import data_dir, repo_root, results_dir
 
 PROFILE = "gpu"
@@ -117,33 +118,6 @@ def on_cuda(record: dict[str, Any]) -> bool:
     """A finished run measured on a CUDA device."""
     return (record.get("state", "finished") == "finished"
             and (record.get("environment") or {}).get("device") == "cuda")
-
-
-def stale_reasons(record: dict[str, Any], notebooks_root: Path | None = None) -> list[str]:
-    """Why a ledger no longer describes the notebook and claims of this checkout (empty: fresh).
-
-    Its notebook digest must equal the digest of ``notebooks/<id>.ipynb`` now, and each claim's
-    statement digest that of the registry's statement now."""
-    from .ledger import notebook_digest, text_digest
-
-    provenance = record.get("provenance") or {}
-    path = (notebooks_root or repo_root() / "notebooks") / f"{record['notebook']}.ipynb"
-    reasons = []
-    if not path.is_file():
-        reasons.append("notebook removed")
-    elif provenance.get("notebook_digest") != notebook_digest(path):
-        reasons.append("notebook changed")
-    changed = []
-    for cid, digest in (provenance.get("statement_digests") or {}).items():
-        try:
-            now = text_digest(claim_registry.get(cid).statement)
-        except KeyError:
-            now = None
-        if digest != now:
-            changed.append(cid)
-    if changed:
-        reasons.append(f"statement of {', '.join(changed)} changed")
-    return reasons
 
 
 def measured_minutes(record: dict[str, Any]) -> float:

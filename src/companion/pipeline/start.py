@@ -87,7 +87,9 @@ def start(table: Mapping[str, Mapping[str, Any]], namespace: MutableMapping[str,
                 "`papermill --inject-paths`, in JupyterLab, or pass notebook='<paper>/<NN_topic>'")
         notebook = notebook_id_of(path)
     cfg = resolve(profile, table, {k: namespace[k] for k in knobs}, quiet=quiet, seed=seed)
-    device = repro.setup(seed)
+    # a notebook may declare a `deterministic` knob (False: cuDNN autotuning and TF32, as the
+    # papers' runs); every other notebook runs deterministic kernels
+    device = repro.setup(seed, deterministic=bool(cfg.get("deterministic", True)))
     plots.theme()
     ledger = Ledger(notebook, cfg, seed=seed, scratch=not recording())
     return Run(notebook, cfg, ledger, device, seed)
