@@ -26,13 +26,14 @@ ifeq ($(origin COMPANION_DATA),undefined)
   endif
 endif
 
-.PHONY: help install reproduce test perturbed lab store report clean
+.PHONY: help install reproduce test perturbed smoke lab store report clean
 
 help:
 	@echo "make install                                       create .venv with the pinned environment and the project kernel"
 	@echo "make reproduce [PROFILE=ci|gpu|paper] [PAPER=slug]  run notebooks, write ledgers and results/REPORT.md"
 	@echo "make test                                          unit tests + nbval over notebooks/, then again on another CPU code path"
 	@echo "make perturbed                                     only the second nbval pass (PERTURB=...)"
+	@echo "make smoke                                         every gpu and paper profile's code path, shrunk, on this CPU"
 	@echo "make lab [LAB_ARGS=...]                            JupyterLab on notebooks/ with the project kernel (as root: LAB_ARGS=--allow-root)"
 	@echo "make store NB=notebooks/<paper>/NN_x.ipynb         re-execute one stored notebook at ci, in place"
 
@@ -50,6 +51,9 @@ reproduce: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -n $(JOBS) --dist loadscope
 	$(MAKE) --no-print-directory perturbed
+
+smoke: $(STAMP)  # every gpu and paper profile of every notebook, shrunk to about ci size, on this CPU
+	$(BIN)/python -m pytest -n $(JOBS) -p no:cacheprovider -q -m smoke tests/test_smoke_profiles.py
 
 perturbed: $(STAMP)  # the stored notebooks once more, on another CPU code path
 	env $(PERTURB) $(BIN)/python -m pytest -n $(JOBS) --dist loadscope -p no:cacheprovider -q notebooks
