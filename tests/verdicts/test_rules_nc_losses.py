@@ -151,7 +151,7 @@ def test_rules_state_what_they_expect_and_derive_passed():
     verdict = rules.nc_t3(5.7e-19, 7e-15, 1e-14, MARGINS, False, (2.9e-5, 0.067))
     assert verdict.passed is False and "window" in verdict.expected and "0.067" in verdict.note
     assert rules.nc_t1(FINAL, 0.0).passed is True
-    assert math.isnan(rules._worst([1.0, NAN])) and math.isnan(rules._least([]))
+    assert math.isnan(v.largest([1.0, NAN])) and math.isnan(v.smallest([]))
 
 
 # -- NC-E1, NC-E2 ----------------------------------------------------------------------------

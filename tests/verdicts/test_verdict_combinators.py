@@ -126,3 +126,9 @@ def test_decide():
     assert v.decide(False, "x").verdict == v.NOT_REPRODUCED
     assert v.decide(None, "x").verdict == v.NOT_CHECKED
     assert v.decide(None, "x", unchecked=v.UNDECIDED).verdict == v.UNDECIDED
+
+
+def test_largest_and_smallest_fail_on_a_missing_value():
+    assert v.largest([1.0, 3.0]) == 3.0 and v.smallest([1.0, 3.0]) == 1.0
+    assert math.isnan(v.largest([1.0, NAN])) and math.isnan(v.smallest([None, 2.0]))
+    assert math.isnan(v.largest([])) and math.isnan(v.smallest([]))

@@ -28,3 +28,12 @@ What :func:`companion.runs.map` relies on:
 Look here before writing a builder or a runner in a notebook: if a recipe does almost what
 you need, add a field to its config rather than a second recipe.
 """
+
+
+def check_choices(config: object, **allowed: object) -> None:
+    """Raise ``ValueError`` naming the first field of ``config`` whose value is not among its
+    allowed ones (``check_choices(self, arch=ARCHS, loss=LOSSES)`` in ``__post_init__``)."""
+    for field, choices in allowed.items():
+        value = getattr(config, field)
+        if value not in choices:  # type: ignore[operator]
+            raise ValueError(f"{field} must be one of {choices}, got {value!r}")

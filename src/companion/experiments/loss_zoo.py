@@ -51,6 +51,7 @@ import torch
 from .. import curvature, heads, losses, metrics, models, train
 from .. import data as data_module
 from ..repro import device as default_device
+from . import check_choices
 
 LOSSES = ("ce", "ls", "focal", "mse", "rooted", "rooted_gce", "unhinged", "unhinged_pal", "dynamical")
 ARCHS = ("mlp", "myrtle", "resnet18")
@@ -98,12 +99,7 @@ class Config:
     data_seed: int = 0                  # subsets
 
     def __post_init__(self) -> None:
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
-        if self.arch not in ARCHS:
-            raise ValueError(f"arch must be one of {ARCHS}, got {self.arch!r}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        check_choices(self, loss=LOSSES, arch=ARCHS, schedule=SCHEDULES)
         if self.train_per_class is not None and self.n_train is not None:
             raise ValueError("give train_per_class or n_train, not both")
 

@@ -43,6 +43,7 @@ import torch
 from .. import data as data_module
 from .. import losses, metrics, models, train
 from ..repro import device as default_device
+from . import check_choices
 
 ARCHS = ("mlp", "resnet18", "wide_resnet50")
 LOSSES = ("ce", "ls", "focal", "mse")
@@ -79,10 +80,7 @@ class Config:
     data_seed: int = 0                  # subsets
 
     def __post_init__(self) -> None:
-        if self.arch not in ARCHS:
-            raise ValueError(f"arch must be one of {ARCHS}, got {self.arch!r}")
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        check_choices(self, arch=ARCHS, loss=LOSSES)
         if not 0 <= self.val_fraction < 1:
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
 

@@ -39,6 +39,7 @@ import torch
 from .. import data as data_module
 from .. import losses, models, quantize, train
 from ..repro import device as default_device
+from . import check_choices
 
 ARCHS = ("mlp", "resnet18", "vit")
 LOSSES = ("ce", "focal", "rooted", "rooted_gce")
@@ -73,10 +74,7 @@ class Config:
     data_seed: int = 0                  # subsets
 
     def __post_init__(self) -> None:
-        if self.arch not in ARCHS:
-            raise ValueError(f"arch must be one of {ARCHS}, got {self.arch!r}")
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        check_choices(self, arch=ARCHS, loss=LOSSES)
 
     @property
     def loss_params(self) -> dict[str, float]:

@@ -40,6 +40,7 @@ from .. import data as data_module
 from .. import losses, metrics, models, train
 from ..repro import device as default_device
 from ..repro import environment
+from . import check_choices
 
 ARCHS = ("mlp", "resnet18")
 
@@ -70,8 +71,7 @@ class Config:
     repeat: int = 0                     # which timing pair of the notebook (a label; same seed)
 
     def __post_init__(self) -> None:
-        if self.arch not in ARCHS:
-            raise ValueError(f"arch must be one of {ARCHS}, got {self.arch!r}")
+        check_choices(self, arch=ARCHS)
         if self.workers < 0 or self.loader_timeout < 0:
             raise ValueError("workers and loader_timeout must be >= 0")
 

@@ -86,6 +86,23 @@ def is_missing(value: float | None) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
+def largest(values: Iterable[float | None]) -> float:
+    """The largest value; NaN when there is none or one is missing (a diverged run fails a
+    check on its worst case rather than dropping out of it)."""
+    values = list(values)
+    if not values or any(is_missing(v) for v in values):
+        return math.nan
+    return max(float(v) for v in values)
+
+
+def smallest(values: Iterable[float | None]) -> float:
+    """The smallest value; NaN when there is none or one is missing (as :func:`largest`)."""
+    values = list(values)
+    if not values or any(is_missing(v) for v in values):
+        return math.nan
+    return min(float(v) for v in values)
+
+
 def fmt(value: float | None, digits: int = 3) -> str:
     """A number for a note: ``digits`` significant digits; None and NaN spelled out."""
     if value is None:

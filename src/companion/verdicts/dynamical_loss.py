@@ -27,6 +27,8 @@ import math
 from collections.abc import Mapping, Sequence
 
 from . import (
+    largest,
+    smallest,
     NOT_CHECKED,
     NOT_REPRODUCED,
     Verdict,
@@ -86,18 +88,6 @@ CURVATURE_RATIO_SPREAD = 0.6
 RATIO_SPREAD = 0.05
 
 
-def _largest(values: Sequence[float | None]) -> float:
-    values = list(values)
-    if not values or any(is_missing(v) for v in values):
-        return math.nan
-    return max(float(v) for v in values)
-
-
-def _smallest(values: Sequence[float | None]) -> float:
-    values = list(values)
-    if not values or any(is_missing(v) for v in values):
-        return math.nan
-    return min(float(v) for v in values)
 
 
 # -- DL-C4, DL-C5, DL-C6 (03_bifurcations_and_curvature) -------------------------------------------
@@ -119,7 +109,7 @@ def dl_c4(toy_ok: bool | None, gaps: Sequence[int], cascade: bool | None, contro
     perturbed-CPU run (module constants).
     """
     if gaps:
-        onset = at_most(_largest([abs(g) for g in gaps]), gap_tolerance, gap_margin,
+        onset = at_most(largest([abs(g) for g in gaps]), gap_tolerance, gap_margin,
                         what="max |onset - crossing| (steps)")
     else:
         onset = Verdict(NOT_REPRODUCED, "", "no period where lambda_max crossed 2/eta and F started to oscillate.")
@@ -153,8 +143,8 @@ def dl_c5(widen: Sequence[float], deepen: Sequence[float], narrow: float | None,
         if not values:
             return Verdict(NOT_CHECKED, "", f"{what}: fewer than two oscillating periods.")
         if below:
-            return at_most(_largest(values), threshold, margin * threshold, what=f"largest {what}")
-        return at_least(_smallest(values), threshold, margin * threshold, what=f"smallest {what}")
+            return at_most(largest(values), threshold, margin * threshold, what=f"largest {what}")
+        return at_least(smallest(values), threshold, margin * threshold, what=f"smallest {what}")
 
     across_part = (Verdict(NOT_CHECKED, "", "needs >= 13 periods (the 70,000-step run of gpu/paper).")
                    if across is None else at_most(across, 1.0, margin, what="late / early lambda_max floor"))
@@ -181,8 +171,8 @@ def dl_c6(rise: Sequence[float], drop: Sequence[float], growth: float | None, *,
         if not values:
             return Verdict(NOT_CHECKED, "", f"{what}: no class switch in the run.")
         if above:
-            return at_least(_smallest(values), threshold, margin * threshold, what=f"smallest {what}")
-        return at_most(_largest(values), threshold, margin * threshold, what=f"largest {what}")
+            return at_least(smallest(values), threshold, margin * threshold, what=f"smallest {what}")
+        return at_most(largest(values), threshold, margin * threshold, what=f"largest {what}")
 
     return all_of({
         "rises within periods": part(rise, 1.0, True, "late / early NTK lambda_max"),
@@ -398,9 +388,9 @@ def dl_c2(cases: Sequence[Mapping[str, float]], clean: bool | None, *, share_mar
         parts = {"a CE failure at lr >= 1 (w >= 50)": Verdict(NOT_CHECKED, "", "no such case run.")}
     else:
         parts = {
-            "CE above 2/eta where it fails": at_least(_smallest([c["ce_share_above"] for c in cases]), 0.8,
+            "CE above 2/eta where it fails": at_least(smallest([c["ce_share_above"] for c in cases]), 0.8,
                                                       share_margin, what="smallest share above 2/eta"),
-            "DL trains there": at_least(_smallest([c["dl_final"] for c in cases]), 0.85, FINAL_ACC_SPREAD,
+            "DL trains there": at_least(smallest([c["dl_final"] for c in cases]), 0.85, FINAL_ACC_SPREAD,
                                         what="smallest DL final accuracy"),
         }
     if clean is not None:
@@ -425,7 +415,7 @@ def dl_c7(drops: Sequence[float | None]) -> Verdict:
     expected = "no class drops by more than 0.1 after learning (an observation: third-party claim)"
     if not drops:
         return Verdict(NOT_CHECKED, expected, "No network learned (> 0.9) before a later class switch.")
-    return at_most(_largest(drops), 0.1, spread_margin([d for d in drops if not is_missing(d)]),
+    return at_most(largest(drops), 0.1, spread_margin([d for d in drops if not is_missing(d)]),
                    expected=expected, what="largest later drop").noted(f"({len(drops)} network(s).)")
 
 
@@ -467,7 +457,7 @@ def dl_c8(sweeps: Mapping[str, Mapping[float, Mapping[str, Sequence[float | None
         parts[f"w{width}: advantage grows by >= 0.2"] = at_least(high - low, 0.2, margin,
                                                                  what=f"advantage at lr {main_lr:g} minus at {smallest:g}")
         parts[f"w{width}: no crossing at lr {smallest:g}"] = at_most(
-            _largest(by_lr[smallest].get("dl_crossing", [])), 1.0, ratio_margin, what="largest lambda_max / (2/eta)")
+            largest(by_lr[smallest].get("dl_crossing", [])), 1.0, ratio_margin, what="largest lambda_max / (2/eta)")
     if not parts:
         return Verdict(NOT_CHECKED, expected, "no width was run at the main and a smaller learning rate.")
     return all_of(parts, expected, "A consequence we derive from the abstract's mechanism; thresholds ours.")

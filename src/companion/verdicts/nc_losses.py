@@ -25,6 +25,8 @@ import math
 from collections.abc import Mapping, Sequence
 
 from . import (
+    largest,
+    smallest,
     NOT_CHECKED,
     NOT_REPRODUCED,
     Verdict,
@@ -41,20 +43,6 @@ from . import (
 LOSSES = ("ce", "ls", "focal", "mse")
 
 
-def _worst(values: Sequence[float | None]) -> float:
-    """The largest value, NaN when there is none or one is missing (a diverged run fails)."""
-    values = list(values)
-    if not values or any(is_missing(v) for v in values):
-        return math.nan
-    return max(float(v) for v in values)
-
-
-def _least(values: Sequence[float | None]) -> float:
-    """The smallest value, NaN when there is none or one is missing."""
-    values = list(values)
-    if not values or any(is_missing(v) for v in values):
-        return math.nan
-    return min(float(v) for v in values)
 
 
 def _summarized(verdict: Verdict, summary: str) -> Verdict:
@@ -91,8 +79,8 @@ def nc_d1(exact_max: float, cases: Mapping[str, tuple[float, float]]) -> Verdict
                               "others stay": at_most(stayed, STAYED, what="largest other metric")}, "")
     if not cases:
         parts["broken cases"] = decide(False, "", "no broken case measured.")
-    moved = _least([m for m, _ in cases.values()]) if cases else math.nan
-    stayed = _worst([x for _, x in cases.values()]) if cases else math.nan
+    moved = smallest([m for m, _ in cases.values()]) if cases else math.nan
+    stayed = largest([x for _, x in cases.values()]) if cases else math.nan
     return _summarized(all_of(parts, expected),
                        f"Largest metric at exact NC {fmt(exact_max, 2)}; in the {len(cases)} broken cases the own metric "
                        f"is at least {fmt(moved, 2)} and the others at most {fmt(stayed, 2)}.")
@@ -187,7 +175,7 @@ def nc_t3(bound_slack: float, tight_gap: float, scale_error: float,
     expected = "phi <= L, tight at equal non-targets; GD = t*; CE > LS > FL > MSE (partially if only in a window of gamma)"
     values = [margins_at_reference.get(loss, math.nan) for loss in LOSSES]
     steps = [a - b for a, b in zip(values, values[1:])]
-    least_step = _least(steps)
+    least_step = smallest(steps)
     core = {
         "phi <= L": at_least(bound_slack, -1e-12, what="min(L - phi)"),
         "tight": at_most(tight_gap, 1e-12, what="max |L - phi| at equal non-targets"),
@@ -374,9 +362,9 @@ def nc_e1(start: Mapping[str, Mapping[str, Sequence[float]]], end: Mapping[str, 
                                           what="NC2(W) end against a random classifier's")
         else:
             loss_parts["nc2_w"] = Verdict(NOT_CHECKED, "", "no random classifier drawn.")
-        loss_parts["train accuracy"] = at_least(_least(train_acc.get(loss, [])), target_acc, what="smallest train accuracy")
+        loss_parts["train accuracy"] = at_least(smallest(train_acc.get(loss, [])), target_acc, what="smallest train accuracy")
         parts[loss] = all_of(loss_parts, "")
-    worst_ratio = _worst([_mean([b / a if a else math.nan for a, b in zip(start.get(loss, {}).get(m, []),
+    worst_ratio = largest([_mean([b / a if a else math.nan for a, b in zip(start.get(loss, {}).get(m, []),
                                                                                end.get(loss, {}).get(m, []))])
                           for loss in dict.fromkeys([*LOSSES, *start, *end]) for m in COLLAPSE_METRICS])
     w_listing = _listing({loss: _mean(end.get(loss, {}).get("nc2_w", [])) for loss in dict.fromkeys([*LOSSES, *end])})
@@ -384,7 +372,7 @@ def nc_e1(start: Mapping[str, Mapping[str, Sequence[float]]], end: Mapping[str, 
                        f"NC1, NC2(H), NC3 end at most {fmt(worst_ratio, 2)} x their initial value; final NC2(W) "
                        f"{w_listing} against {fmt(chance_mean, 2)} +- {fmt(chance_sd, 2)} (sd, {len(chance)} random "
                        f"classifiers); smallest train accuracy "
-                       f"{fmt(_least([a for accs in train_acc.values() for a in accs]), 3)}.")
+                       f"{fmt(smallest([a for accs in train_acc.values() for a in accs]), 3)}.")
 
 
 def nc_e2(width_drop: float, epoch_drop: float, gap_noise: float, at_scale: bool) -> Verdict:

@@ -24,6 +24,7 @@ import math
 from collections.abc import Mapping, Sequence
 
 from . import (
+    largest,
     NOT_CHECKED,
     NOT_REPRODUCED,
     PARTIALLY,
@@ -51,20 +52,13 @@ def _finite(values: Sequence[float | None]) -> list[float]:
     return [float(v) for v in values if not is_missing(v)]
 
 
-def _worst(values: Sequence[float | None]) -> float:
-    """The largest value, NaN if any is missing (a missing residual is a failed check)."""
-    values = list(values)
-    if not values or any(is_missing(v) for v in values):
-        return math.nan
-    return max(float(v) for v in values)
-
 
 def _near_one(ratios: Sequence[float | None], tolerance: float, what: str) -> Verdict:
     """Every ratio within ``tolerance`` of 1 (none measured: not checked)."""
     ratios = list(ratios)
     if not ratios:
         return Verdict(NOT_CHECKED, f"{what} within {fmt(tolerance)} of 1", f"{what}: none measured.")
-    worst = _worst([abs(float(r) - 1) if not is_missing(r) else math.nan for r in ratios])
+    worst = largest([abs(float(r) - 1) if not is_missing(r) else math.nan for r in ratios])
     listed = ", ".join(fmt(r) for r in ratios)
     return at_most(worst, tolerance, what=f"max |{what} - 1|",
                    expected=f"{what} within {fmt(tolerance)} of 1").noted(f"({what}: {listed}.)")
