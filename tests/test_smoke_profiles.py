@@ -24,6 +24,8 @@ def test_smoke_overrides_shrink_numbers_and_keep_the_code_path():
     table = {"ci": {"epochs": 2, "dataset": "digits", "widths": [20], "lr": 0.1, "fast": False},
              "gpu": {"epochs": 50, "dataset": "cifar10", "widths": [20, 50, 100], "fast": True}}
     assert smoke_overrides(table, "gpu") == {"epochs": 2, "widths": [20]}
+    sized = {"ci": {"n_train": 500, "loss": "ce"}, "gpu": {"n_train": None}}
+    assert smoke_overrides(sized, "gpu") == {"n_train": 500}  # None: the whole set
     assert smoke_overrides(table, "gpu", {"epochs": 1}) == {"epochs": 1, "widths": [20]}
     assert smoke_overrides({"ci": {"loss": "ce"}, "gpu": {"loss": "ls"}}, "gpu") == {"loss": "ls"}
 

@@ -197,7 +197,8 @@ def resolve(profile: str, table: Mapping[str, Mapping[str, Any]],
 def smoke_overrides(table: Mapping[str, Mapping[str, Any]], profile: str,
                     extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Overrides that run ``profile``'s code path at about ci's size: every number or list the
-    profile changes goes back to its ci value, while strings, booleans and None (a dataset, an
+    profile changes goes back to its ci value (also where the profile says None, "the whole
+    set", for a size that ci gives as a number), while strings and booleans (a dataset, an
     architecture, a switch: what selects the code path) keep the profile's value; ``extra``
     (``smoke:`` in registry/notebooks.yaml) shrinks what this rule cannot. Always names at least
     one knob, so the run counts as custom (results/custom/) and may run without CUDA."""
@@ -205,7 +206,7 @@ def smoke_overrides(table: Mapping[str, Mapping[str, Any]], profile: str,
     base, row = table[BASE], table.get(profile, {})
     shrink = {k: base[k] for k, v in row.items()
               if v != base[k] and isinstance(base[k], (int, float, list, tuple)) and not isinstance(base[k], bool)
-              and not isinstance(v, (str, bool)) and v is not None}
+              and not isinstance(v, (str, bool))}
     shrink.update(extra or {})
     if not shrink:
         first = next(iter(base))
