@@ -131,8 +131,8 @@ def test_readme_quotes_the_current_report_totals():
     report_text = (root / "results" / "REPORT.md").read_text()
     for start in ("**Totals over", "**The papers' own"):
         line = next(l for l in report_text.splitlines() if l.startswith(start))
-        assert line.rstrip() in (root / "README.md").read_text(), f"README's '{start}' line differs from results/REPORT.md: copy it"
-    assert report_text == report.build(report.load_ledgers(root / "results")), "results/REPORT.md is stale: run companion report"
+        assert line.rstrip() in (root / "README.md").read_text(), f"README's '{start}' line differs from results/REPORT.md: run companion report --readme"
+    assert report_text == report.build(report.load_ledgers(root / "results")), "results/REPORT.md is stale: run companion report --readme"
 
 
 def test_an_unchecked_claim_shows_its_note_in_the_report(results):
@@ -304,3 +304,18 @@ def test_the_notebook_digest_follows_code_not_prose_nor_outputs(tmp_path):
     nb.cells[1].source = "x = 2"
     nbformat.write(nb, path)
     assert notebook_digest(path) != before
+
+
+def test_sync_readme_copies_the_headlines_and_tables(tmp_path):
+    report_text = "\n".join([
+        "**The papers' own 2 claims:** 2 reproduced.  ", "**Totals over 3 claims:** 3 reproduced.", "",
+        "| source | claims |", "| --- | --- |", "| paper | 2 |", "",
+        "| paper | claims |", "| --- | --- |", "| `x` | 3 |", ""])
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n**The papers' own 1 claims:** old\n**Totals over 1 claims:** old\n\n"
+                      "| source | claims |\n| --- | --- |\n| old | 1 |\n\ntext\n\n| paper | claims |\n| --- | --- |\n| old | 1 |\n\nend\n")
+    report.sync_readme(report_text, readme)
+    text = readme.read_text()
+    assert "**Totals over 3 claims:** 3 reproduced." in text and "**The papers' own 2 claims:**" in text
+    assert "| paper | 2 |" in text and "| `x` | 3 |" in text and "| old |" not in text
+    assert text.endswith("end\n") and "text" in text

@@ -126,7 +126,10 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from . import report
 
-    print(report.write(Path(args.out) if args.out else None))
+    path = report.write(Path(args.out) if args.out else None)
+    print(path)
+    if args.readme:
+        print(report.sync_readme(path.read_text()))
     return 0
 
 
@@ -273,6 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="write results/REPORT.md from all ledgers")
     p.add_argument("--out")
+    p.add_argument("--readme", action="store_true",
+                   help="also copy its headline lines and count tables into README.md")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("normalize", help="strip run metadata from notebooks in place")

@@ -29,7 +29,7 @@ from typing import Any
 from ..verdicts import NOT_CHECKED, VERDICTS, combine
 from . import claims as registry
 from .ledger import FAILED, stale_reasons
-from .paths import notebooks_dir, results_dir
+from .paths import notebooks_dir, repo_root, results_dir
 
 PROFILE_COLUMNS = ("ci", "gpu")
 #: every profile, smallest scale first; the overall verdict is the largest one's
@@ -286,3 +286,23 @@ def write(path: Path | None = None, notebooks_root: Path | None = None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(build(notebooks_root=notebooks_root))
     return path
+
+
+def sync_readme(report_text: str, readme: Path | None = None) -> Path:
+    """Copy the report's two headline lines and its two count tables (by source, by paper) into
+    the README's "Results at a glance", which quotes them (a test keeps the two equal)."""
+    import re
+
+    readme = readme or repo_root() / "README.md"
+    lines = report_text.splitlines()
+    text = readme.read_text()
+    for prefix in ("**The papers' own", "**Totals over"):
+        line = next(x for x in lines if x.startswith(prefix))
+        text = re.sub(rf"^{re.escape(prefix)}.*$", lambda _: line, text, count=1, flags=re.M)
+    for head in ("| source | claims |", "| paper | claims |"):
+        start = lines.index(next(x for x in lines if x.startswith(head)))
+        end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
+        at = text.index(head)
+        text = text[:at] + "\n".join(lines[start:end]) + text[text.index("\n\n", at):]
+    readme.write_text(text)
+    return readme
