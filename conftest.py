@@ -61,8 +61,13 @@ def pytest_runtest_setup(item):
 
 
 def pytest_runtest_teardown(item):
-    """A test that changes torch's global default dtype would silently break later tests."""
+    """A test that changes torch's global default dtype would silently break later tests; the
+    notebook set for nbval's kernel must not outlive its notebook (tests that follow in this
+    worker would take it for theirs)."""
     import sys
+
+    if str(getattr(item, "fspath", "")).endswith(".ipynb"):
+        os.environ.pop(NOTEBOOK_ENV, None)
 
     torch = sys.modules.get("torch")
     if torch is not None and torch.get_default_dtype() != torch.float32:

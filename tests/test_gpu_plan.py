@@ -205,3 +205,13 @@ def test_reproduce_says_what_the_device_still_has_to_run(results):
 ])
 def test_a_default_per_cell_timeout_at_the_gpu_profile(argv, expected):
     assert cli._cell_timeout(cli.build_parser().parse_args(argv)) == expected
+
+
+def test_another_notebooks_path_in_the_environment_lends_no_digest(results, monkeypatch):
+    """nbval sets $COMPANION_NOTEBOOK for its kernels; a test that follows in the same worker
+    once wrote ledgers with that notebook's digest, which then read as stale."""
+    from companion.pipeline.paths import notebooks_dir
+
+    monkeypatch.setenv("COMPANION_NOTEBOOK", str(notebooks_dir() / "rooted_loss" / "01_loss_family.ipynb"))
+    record = write_ledger(results, "unhinged/09_cifar_classification")
+    assert gpu_plan.stale_reasons(record) == []

@@ -121,8 +121,10 @@ def git_state(root: Path | None = None) -> dict[str, Any]:
 
 
 def _notebook_file(notebook: str) -> Path | None:
+    # The running notebook's own file (a copy may live outside notebooks/), but only when it is
+    # this notebook: a variable left over from another run must not lend its digest.
     env = os.environ.get("COMPANION_NOTEBOOK")
-    if env and Path(env).is_file():
+    if env and Path(env).is_file() and f"{Path(env).parent.name}/{Path(env).stem}" == notebook:
         return Path(env)
     stored = repo_root() / "notebooks" / f"{notebook}.ipynb"
     return stored if stored.is_file() else None
