@@ -215,3 +215,19 @@ def test_another_notebooks_path_in_the_environment_lends_no_digest(results, monk
     monkeypatch.setenv("COMPANION_NOTEBOOK", str(notebooks_dir() / "rooted_loss" / "01_loss_family.ipynb"))
     record = write_ledger(results, "unhinged/09_cifar_classification")
     assert gpu_plan.stale_reasons(record) == []
+
+
+def test_every_paper_profile_that_needs_no_cuda_states_its_cpu_time():
+    """A paper-scale run on a CPU can take hours: each such notebook says how long on one core
+    and on what that rests, and `companion reproduce --profile paper` lists the long ones first."""
+    cpu = [nb for nb, info in claims.notebooks().items() if not info.needs_cuda("paper")]
+    assert len(cpu) == 20
+    for nb in cpu:
+        info = claims.notebook(nb)
+        assert info.paper_cpu_minutes and info.paper_cpu_minutes > 0, nb
+        assert "measured" in info.paper_cpu_basis or "extrapolated" in info.paper_cpu_basis, nb
+    lines = cli.paper_cpu_estimates(cpu)
+    long = [nb for nb in cpu if claims.notebook(nb).paper_cpu_minutes > 15]
+    assert lines[0].startswith("estimated ") and f"{len(long)} of them long" in lines[0]
+    assert [line.split(":")[0].strip() for line in lines[1:]] == long
+    assert cli.paper_cpu_estimates(["zoo/02_networks_all_losses"]) == []  # a CUDA notebook: none

@@ -40,6 +40,8 @@ def test_every_profile_runs_on_a_smoke_scale(path, profile, tmp_path):
     args = [a for name, value in overrides.items() for a in ("-p", name, yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("\n..."))]
     out = tmp_path / "out.ipynb"
     result = subprocess.run(
-        [sys.executable, "-m", "companion", "run", str(path), "--profile", profile, "--out", str(out), *args],
+        # the gpu profile's 600 s per-cell limit is sized for an H100; a CPU gets an hour
+        [sys.executable, "-m", "companion", "run", str(path), "--profile", profile, "--out", str(out),
+         "--timeout", "3600", *args],
         capture_output=True, text=True, env={**os.environ, "COMPANION_RESULTS": str(tmp_path / "results")})
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]

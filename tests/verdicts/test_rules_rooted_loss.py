@@ -308,3 +308,8 @@ def test_r_e5_is_never_checked_without_an_llm_and_keeps_the_counts():
     assert rules.r_e5({}).verdict == v.NOT_CHECKED
     # a diverged run's drop (NaN) is the worst value: the rooted form loses
     assert "0 wins, 1 losses" in rules.r_e5({"a": ([0.1], [NAN])}).note
+
+
+def test_speedup_note_gives_the_geometric_mean_not_its_log_when_a_side_never_got_there():
+    assert "(geometric mean 0 over 3 seeds.)" in rules.speedup_verdict([0.0, 0.0, 0.0]).note
+    assert "(geometric mean inf over 3 seeds.)" in rules.speedup_verdict([math.inf] * 3).note

@@ -96,6 +96,8 @@ class NotebookInfo:
     gpu_minutes: float             # estimated H100 minutes of the gpu profile, start included
     basis: str                     # what the estimate rests on
     smoke: dict = field(default_factory=dict)  # per profile: overrides of the smoke test
+    paper_cpu_minutes: float | None = None  # the paper profile on one CPU core, where it needs no CUDA
+    paper_cpu_basis: str = ""               # measured, or extrapolated from which shortened runs
 
     def needs_cuda(self, profile: str) -> bool:
         return profile in self.cuda
@@ -106,7 +108,9 @@ def notebooks() -> dict[str, NotebookInfo]:
     """Every registered notebook by id, from ``registry/notebooks.yaml``."""
     entries = yaml.safe_load((REGISTRY / "notebooks.yaml").read_text()) or {}
     return {nb: NotebookInfo(nb, tuple(e.get("cuda") or ()), float(e["gpu_minutes"]), str(e["basis"]),
-                             dict(e.get("smoke") or {}))
+                             dict(e.get("smoke") or {}),
+                             float(e["paper_cpu"]["minutes"]) if e.get("paper_cpu") else None,
+                             str((e.get("paper_cpu") or {}).get("basis", "")))
             for nb, e in entries.items()}
 
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
+from . import claims as registry
 from . import notebooks
+from .scaffold import duration
 
 
 def _parameters(pairs: list[list[str]] | None) -> dict:
@@ -93,6 +96,9 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
                       f"and this machine has none", flush=True)
             paths = [p for p in paths if p not in needing]
     print(f"reproduce: {len(paths)} notebook(s) at profile {args.profile!r}", flush=True)
+    if args.profile == "paper" and not notebooks.is_custom(params) and not notebooks.cuda_available():
+        for line in paper_cpu_estimates(notebooks.notebook_id(p) for p in paths):
+            print(line, flush=True)
     if args.profile == "gpu":  # the CUDA notebooks run on a device, a slice at a time
         from . import plan as gpu_plan
 
@@ -121,6 +127,21 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
             print(f"  {result.notebook}: {result.error}", file=sys.stderr)
         return 1
     return 0
+
+
+def paper_cpu_estimates(notebook_ids: Iterable[str], *, long_minutes: float = 15.0) -> list[str]:
+    """What a paper-profile run on this CPU is in for: the registry's estimate of each notebook
+    that takes longer than ``long_minutes`` on one core, and the total (the UFM and layer-peeled
+    runs at the papers' sizes take hours; they are listed before the first one starts)."""
+    estimates = {nb: registry.notebook(nb) for nb in notebook_ids}
+    known = {nb: info for nb, info in estimates.items() if info.paper_cpu_minutes is not None}
+    if not known:
+        return []
+    lines = [f"  {nb}: about {duration(info.paper_cpu_minutes)} on one CPU core ({info.paper_cpu_basis})"
+             for nb, info in known.items() if info.paper_cpu_minutes > long_minutes]
+    total = sum(info.paper_cpu_minutes for info in known.values())
+    return [f"estimated {duration(total)} on one CPU core for {len(known)} notebook(s)"
+            + (f", {len(lines)} of them long:" if lines else "")] + lines
 
 
 def cmd_report(args: argparse.Namespace) -> int:

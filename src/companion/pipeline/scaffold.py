@@ -48,8 +48,20 @@ def gpu_block(notebook_id: str) -> str:
     except KeyError:
         return "Not in `registry/notebooks.yaml` yet: no gpu estimate."
     cuda = ", ".join(info.cuda) if info.cuda else "none (every profile runs on a CPU)"
-    return (f"**Estimated gpu time: {info.gpu_minutes:g} min** ({info.basis}). "
+    text = (f"**Estimated gpu time: {info.gpu_minutes:g} min** ({info.basis}). "
             f"Profiles that need a CUDA device: {cuda}.")
+    if info.paper_cpu_minutes is not None:
+        text += f" **Paper profile on one CPU core: {duration(info.paper_cpu_minutes)}** ({info.paper_cpu_basis})."
+    return text
+
+
+def duration(minutes: float) -> str:
+    """``minutes`` in the unit a reader would use: '40 s', '12 min', '6.5 h'."""
+    if minutes < 1:
+        return f"{minutes * 60:.0f} s"
+    if minutes < 90:
+        return f"{minutes:.0f} min"
+    return f"{minutes / 60:.2g} h" if minutes < 600 else f"{minutes / 60:.0f} h"
 
 
 def _replace_block(text: str, begin: str, end: str, body: str) -> str | None:

@@ -282,7 +282,7 @@ def speedup_verdict(ratios: Sequence[float], threshold: float = 1.0, *, what: st
         if math.isnan(centre):  # -inf and +inf in the middle
             return Verdict(UNDECIDED, expected, f"{what}: as many seeds only one side reached as the other.")
     verdict = at_least(centre, math.log(threshold), margin, expected=expected, what=f"log {what}")
-    return verdict.noted(f"(geometric mean {fmt(math.exp(centre) if math.isfinite(centre) else centre)} "
+    return verdict.noted(f"(geometric mean {fmt(math.exp(centre))} "  # exp(-inf) = 0: rooted never got there
                          f"over {len(usable)} seeds.)")
 
 
